@@ -1,0 +1,84 @@
+//! How many items go in each chunk when the caller does not say.
+
+/// The most bytes of encoded items a chunk takes before it is sent, so that
+/// large items travel a few at a time and start work early.
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
+
+/// Chunk sizes for one call.
+///
+/// With a known number of items, every chunk has `len / (4 × workers)` items
+/// (at least one), as Python's `Pool.map` does: each worker gets about four
+/// chunks, enough to even out uneven items while paying for few frames. With
+/// an unknown number (a lazy iterator), sizes start at one item per worker and
+/// double after each round of `workers` chunks, up to [`MAX_GROWN`], so that a
+/// short input still spreads over every worker and a long one soon travels in
+/// large chunks.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkPlan {
+    size: usize,
+    growth: Option<Growth>,
+}
+
+#[derive(Debug, Clone)]
+struct Growth {
+    workers: usize,
+    issued: usize,
+}
+
+/// The largest chunk a growing plan reaches.
+const MAX_GROWN: usize = 4096;
+
+impl ChunkPlan {
+    /// A plan for `workers` workers over an input whose `size_hint` is `hint`.
+    pub(crate) fn new(workers: usize, hint: (usize, Option<usize>)) -> Self {
+        let workers = workers.max(1);
+        match hint {
+            (low, Some(high)) if low == high => ChunkPlan {
+                size: high.div_ceil(4 * workers).max(1),
+                growth: None,
+            },
+            _ => ChunkPlan {
+                size: 1,
+                growth: Some(Growth { workers, issued: 0 }),
+            },
+        }
+    }
+
+    /// The size of the next chunk.
+    pub(crate) fn next_size(&mut self) -> usize {
+        let size = self.size;
+        if let Some(growth) = &mut self.growth {
+            growth.issued += 1;
+            if growth.issued % growth.workers == 0 {
+                self.size = (self.size * 2).min(MAX_GROWN);
+            }
+        }
+        size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_length_gives_each_worker_about_four_chunks() {
+        let mut plan = ChunkPlan::new(2, (1_000_000, Some(1_000_000)));
+        assert_eq!(plan.next_size(), 125_000);
+        assert_eq!(plan.next_size(), 125_000);
+    }
+
+    #[test]
+    fn short_known_length_spreads_one_item_per_chunk() {
+        let mut plan = ChunkPlan::new(5, (10, Some(10)));
+        assert_eq!((0..10).map(|_| plan.next_size()).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn unknown_length_grows_by_rounds_up_to_the_cap() {
+        let mut plan = ChunkPlan::new(2, (0, None));
+        let sizes: Vec<usize> = (0..6).map(|_| plan.next_size()).collect();
+        assert_eq!(sizes, [1, 1, 2, 2, 4, 4]);
+        assert_eq!((0..100).map(|_| plan.next_size()).max(), Some(MAX_GROWN));
+    }
+}

@@ -1,0 +1,146 @@
+//! How a worker learns which code to run from the bytes the parent sends.
+//!
+//! Two kinds of entry travel on the wire:
+//!
+//! - [`Entry::Named`]: a `#[remote]` factory, by its stable name (module path
+//!   and function name). Every `#[remote]` item registers its start function
+//!   in [`REMOTES`] at link time, so a worker looks the name up; a name it does
+//!   not know is a clear error that names the function.
+//! - [`Entry::Code`]: a plain function or a closure that captures nothing. Such
+//!   a type is monomorphic code with no registry entry, so the parent sends the
+//!   offset of its start function from [`anchor`], and the worker turns the
+//!   offset back into a function pointer. Why that is sound is written next to
+//!   the `unsafe` below.
+
+use std::any::type_name;
+use std::mem::{size_of, MaybeUninit};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::frame;
+use crate::job::{job, Job};
+use crate::task::CallWith;
+
+/// Builds the job a worker runs from the data the task carries.
+pub type StartFn = fn(&[u8]) -> Result<Box<dyn Job>, String>;
+
+/// A `#[remote]` factory's registration: its wire name and start function.
+#[derive(Debug)]
+pub struct RemoteEntry {
+    /// Module path and function name, e.g. `my_crate::models::power_factory`.
+    pub name: &'static str,
+    /// Decodes the factory's arguments and runs its body.
+    pub start: StartFn,
+}
+
+/// Every `#[remote]` factory linked into this program.
+#[linkme::distributed_slice]
+pub static REMOTES: [RemoteEntry];
+
+/// Where a worker finds a task's code, as sent on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Entry<'a> {
+    /// A `#[remote]` factory, looked up by name in [`REMOTES`].
+    Named(&'a str),
+    /// A start function at this offset from [`anchor`].
+    Code(i64),
+}
+
+/// A task's entry and the name its errors carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Described {
+    pub(crate) entry: Entry<'static>,
+    pub(crate) name: &'static str,
+}
+
+/// Describes a `#[remote]` value: appends its fields to `setup`.
+pub fn describe_remote<T: Serialize>(
+    value: &T,
+    name: &'static str,
+    setup: &mut Vec<u8>,
+) -> Result<Described, postcard::Error> {
+    frame::encode_into(value, setup)?;
+    Ok(Described {
+        entry: Entry::Named(name),
+        name,
+    })
+}
+
+/// Decodes a `#[remote]` value's fields in the worker.
+pub fn decode_setup<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("the factory's arguments do not decode: {e}"))
+}
+
+/// Describes a plain function or non-capturing closure `F`.
+pub(crate) fn plain<F, Args>() -> Described
+where
+    F: CallWith<Args> + Copy + 'static,
+    F::Output: Serialize,
+    Args: DeserializeOwned + 'static,
+{
+    let start: StartFn = start_plain::<F, Args>;
+    Described {
+        entry: Entry::Code((start as usize as i64).wrapping_sub(anchor_address())),
+        name: type_name::<F>(),
+    }
+}
+
+fn start_plain<F, Args>(setup: &[u8]) -> Result<Box<dyn Job>, String>
+where
+    F: CallWith<Args> + Copy + 'static,
+    F::Output: Serialize,
+    Args: DeserializeOwned + 'static,
+{
+    const { assert!(size_of::<F>() == 0) };
+    if !setup.is_empty() {
+        return Err(format!("`{}` carries no data, but {} bytes came with it", type_name::<F>(), setup.len()));
+    }
+    // SAFETY: `F` is zero-sized (asserted above, and by `Task::__describe`
+    // before any entry for `F` is made), so a value of it has no bytes that
+    // could be uninitialised. `F` is `Copy`, so it owns nothing and has no
+    // drop glue, and a holder of one may duplicate it at will: the parent held
+    // an `F` when it described the task, and the value made here is exactly a
+    // copy of that one. `F` is a function item or a closure that captures only
+    // zero-sized `Copy` values; neither has any other invariant.
+    let f: F = unsafe { MaybeUninit::<F>::uninit().assume_init() };
+    Ok(job::<Args, F>(f))
+}
+
+/// The fixed point in the program image that code offsets are measured from.
+#[inline(never)]
+fn anchor() {}
+
+fn anchor_address() -> i64 {
+    let anchor: fn() = anchor;
+    anchor as usize as i64
+}
+
+/// Finds the start function of an entry received from the parent.
+pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
+    match entry {
+        Entry::Named(name) => REMOTES
+            .iter()
+            .find(|remote| remote.name == name)
+            .map(|remote| remote.start)
+            .ok_or_else(|| {
+                format!("no #[remote] factory named `{name}` is linked into the worker's program")
+            }),
+        Entry::Code(offset) => {
+            let address = anchor_address().wrapping_add(offset) as usize;
+            // SAFETY: an `Entry::Code` is only ever made by `plain`, in the
+            // parent, from a real `StartFn` of this program image: the offset
+            // is that function's address minus `anchor`'s. Workers are forked
+            // from the parent, so they run the same image at the same load
+            // address, and `anchor + offset` is that same `StartFn` (a backend
+            // that runs the binary elsewhere must first check that both sides
+            // run the same build). The entry reaches the worker only through
+            // the pool's own socket pair, which the parent creates before the
+            // fork and which no other process holds (every other worker closes
+            // its copy right after its fork), so the worker decodes exactly the
+            // value the parent encoded. Every start function has the type
+            // `StartFn`, so the pointer is called at its real type.
+            Ok(unsafe { std::mem::transmute::<usize, StartFn>(address) })
+        }
+    }
+}

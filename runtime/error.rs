@@ -1,0 +1,159 @@
+//! The one public error type, and the reports that cross the process boundary.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything that can go wrong when a pool runs a task.
+///
+/// A failure of one item never poisons the pool: after any of these errors the
+/// same pool serves the next call.
+///
+/// ```
+/// use forkmap::{Error, ProcessPool};
+///
+/// fn checked(x: u64) -> u64 {
+///     assert!(x != 3, "three is not allowed");
+///     x
+/// }
+///
+/// let pool = ProcessPool::new(2)?;
+/// let err = pool.map(checked, 0..5u64).unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(err.index(), Some(3));
+/// assert!(err.to_string().contains("three is not allowed"));
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task panicked; the worker caught the panic and lives on.
+    #[error("item {index} of `{function}` panicked at {panic}")]
+    Panic {
+        /// The function the pool was running.
+        function: String,
+        /// The item's position in the input.
+        index: usize,
+        /// The panic's message and location.
+        panic: PanicReport,
+    },
+    /// The worker process running the item died (signal, `exit`, abort).
+    #[error("the worker running item {index} of `{function}` {death}")]
+    WorkerDied {
+        /// The function the pool was running.
+        function: String,
+        /// The item's position in the input.
+        index: usize,
+        /// How the worker ended.
+        death: Death,
+    },
+    /// A worker could not make the closure: the factory body panicked, or the
+    /// function or its arguments did not check out in the worker.
+    #[error("a worker could not set up `{function}` for item {index}: {reason}")]
+    Setup {
+        /// The function the pool was running.
+        function: String,
+        /// The item that could not run.
+        index: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An argument, a factory's captured values or a result could not be
+    /// encoded or decoded.
+    #[error("could not {what} for `{function}`: {reason}")]
+    Codec {
+        /// The function the pool was running.
+        function: String,
+        /// What was being encoded or decoded, with the item's index if any.
+        what: String,
+        /// The codec's message.
+        reason: String,
+    },
+    /// A worker process could not be started.
+    #[error("could not start a worker process: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The pool was configured with a value it cannot use.
+    #[error("invalid pool configuration: {0}")]
+    Config(&'static str),
+    /// The pool shut down before the task finished.
+    #[error("the pool shut down before the task finished")]
+    Closed,
+}
+
+impl Error {
+    /// True if the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Error::Panic { .. })
+    }
+
+    /// True if the worker process running the task died.
+    pub fn is_worker_death(&self) -> bool {
+        matches!(self, Error::WorkerDied { .. })
+    }
+
+    /// The position in the input of the item that failed, when one item did.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Error::Panic { index, .. }
+            | Error::WorkerDied { index, .. }
+            | Error::Setup { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    /// The name of the function the pool was running, when the error is about one.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Error::Panic { function, .. }
+            | Error::WorkerDied { function, .. }
+            | Error::Setup { function, .. }
+            | Error::Codec { function, .. } => Some(function),
+            _ => None,
+        }
+    }
+}
+
+/// A panic caught in a worker: its message and where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PanicReport {
+    /// The panic's message (`"Box<dyn Any>"` when the payload was not a string).
+    pub message: String,
+    /// The source location, `file:line:column`, when the panic had one.
+    pub location: Option<String>,
+}
+
+impl fmt::Display for PanicReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(location) => write!(f, "{location}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Death {
+    /// It exited with this status code (`std::process::exit`).
+    Exit(i32),
+    /// It was killed by this signal (a crash, an abort, or `kill` from outside).
+    Signal(i32),
+    /// It ended, but its status could not be read (something else in the
+    /// program reaped it, for example a `waitpid(-1)` loop).
+    Unknown,
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Death::Exit(code) => write!(f, "exited with code {code}"),
+            Death::Signal(signal) => match crate::platform::signal_name(signal) {
+                Some(name) => write!(f, "was killed by signal {signal} ({name})"),
+                None => write!(f, "was killed by signal {signal}"),
+            },
+            Death::Unknown => f.write_str("ended, and its exit status could not be read"),
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Frames: what parent and workers say to each other.
+//!
+//! A frame is a little-endian `u32` length, then a postcard-encoded header
+//! (whose enum variant is the frame's kind), then a tail of raw bytes whose
+//! meaning the header gives: the factory's arguments, a chunk of encoded
+//! items, or a chunk of encoded outcomes. Lengths are capped at
+//! [`MAX_FRAME`]; a frame that does not check out is an error, and a reader
+//! never allocates more than twice what it actually received.
+
+use std::io::{self, ErrorKind, Read};
+use std::mem;
+use std::ops::Range;
+
+use postcard::ser_flavors::Flavor;
+use serde::{Deserialize, Serialize};
+
+use crate::entry::Entry;
+use crate::error::PanicReport;
+
+/// The largest frame body, in bytes.
+pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// What the parent says to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker<'a> {
+    /// Build the closure of this call; the tail is the task's setup data.
+    Call {
+        call: u64,
+        #[serde(borrow)]
+        entry: Entry<'a>,
+    },
+    /// Run items of the call, numbered from `first`; the tail holds their
+    /// encoded argument tuples back to back.
+    Chunk { call: u64, first: u64 },
+}
+
+/// What a worker says to the parent: one reply per chunk, in order.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker {
+    /// The chunk ran; the tail holds one encoded outcome per item.
+    Done { call: u64, first: u64 },
+    /// The chunk could not run at all.
+    Refused { call: u64, first: u64, reason: Refusal },
+}
+
+/// Why a worker could not run a chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    /// The factory body panicked while building the closure.
+    FactoryPanicked(PanicReport),
+    /// The function or the data did not check out.
+    Unrunnable(String),
+}
+
+/// A frame that does not check out.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("a frame of {0} bytes is over the limit of {MAX_FRAME} bytes")]
+    TooLong(usize),
+    #[error("the connection closed in the middle of a frame")]
+    Truncated,
+    #[error("a frame's header does not decode: {0}")]
+    Header(postcard::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+    postcard::serialize_with_flavor(value, Append(out))
+}
+
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts a frame in `buf` (cleared first) with `header`; append the tail,
+/// then call [`finish`].
+pub(crate) fn begin(buf: &mut Vec<u8>, header: &impl Serialize) {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+    // A header is integers, strings and a panic report: postcard encodes
+    // those into a `Vec` without fail.
+    encode_into(header, buf).expect("a frame header always encodes");
+}
+
+/// Writes the length of a frame started with [`begin`].
+pub(crate) fn finish(buf: &mut [u8]) -> Result<(), FrameError> {
+    let len = buf.len() - 4;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLong(len));
+    }
+    buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Splits a frame body into its header and its tail.
+pub(crate) fn split<'a, H: Deserialize<'a>>(body: &'a [u8]) -> Result<(H, &'a [u8]), FrameError> {
+    postcard::take_from_bytes(body).map_err(FrameError::Header)
+}
+
+/// Reads one frame body into `buf`, blocking. `Ok(false)` means the peer
+/// closed the connection between frames.
+pub(crate) fn read_blocking(source: &mut impl Read, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
+    let mut prefix = [0; 4];
+    let mut got = 0;
+    while got < 4 {
+        match source.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLong(len));
+    }
+    buf.clear();
+    buf.reserve(len.min(READ_SIZE));
+    source.take(len as u64).read_to_end(buf)?;
+    if buf.len() < len {
+        return Err(FrameError::Truncated);
+    }
+    Ok(true)
+}
+
+/// How much a reader asks for at a time, and the size above which a frame is
+/// handed over without a copy.
+const READ_SIZE: usize = 64 * 1024;
+
+/// A frame received by an [`Inbox`].
+#[derive(Debug)]
+pub(crate) struct Received {
+    bytes: Vec<u8>,
+    body: Range<usize>,
+}
+
+impl Received {
+    /// The frame's body: header and tail.
+    pub(crate) fn body(&self) -> &[u8] {
+        &self.bytes[self.body.clone()]
+    }
+}
+
+/// Reassembles frames from a non-blocking byte stream.
+#[derive(Debug)]
+pub(crate) struct Inbox {
+    storage: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+/// What one read of an [`Inbox`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// Some bytes arrived.
+    Data,
+    /// Nothing is available now.
+    Empty,
+    /// The peer closed the connection.
+    Closed,
+}
+
+impl Inbox {
+    pub(crate) fn new() -> Self {
+        Inbox {
+            storage: vec![0; READ_SIZE],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads once from a non-blocking source.
+    pub(crate) fn fill(&mut self, source: &mut impl Read) -> io::Result<Fill> {
+        if self.end == self.storage.len() {
+            self.make_room();
+        }
+        loop {
+            return match source.read(&mut self.storage[self.end..]) {
+                Ok(0) => Ok(Fill::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    Ok(Fill::Data)
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Fill::Empty),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// Takes the next complete frame, if one has arrived.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Received>, FrameError> {
+        let Some(len) = self.pending_len()? else {
+            return Ok(None);
+        };
+        let frame_end = self.start + 4 + len;
+        if frame_end > self.end {
+            return Ok(None);
+        }
+        let received = if self.start == 0 && frame_end == self.end && len >= READ_SIZE {
+            let bytes = mem::replace(&mut self.storage, vec![0; READ_SIZE]);
+            Received {
+                bytes,
+                body: 4..frame_end,
+            }
+        } else {
+            Received {
+                bytes: self.storage[self.start + 4..frame_end].to_vec(),
+                body: 0..len,
+            }
+        };
+        self.start = frame_end;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        Ok(Some(received))
+    }
+
+    /// The body length of the frame at `start`, once its prefix has arrived.
+    fn pending_len(&self) -> Result<Option<usize>, FrameError> {
+        if self.end - self.start < 4 {
+            return Ok(None);
+        }
+        let prefix = self.storage[self.start..self.start + 4].try_into().expect("four bytes");
+        let len = u32::from_le_bytes(prefix) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLong(len));
+        }
+        Ok(Some(len))
+    }
+
+    /// Moves the unfinished frame to the front, and grows the storage toward
+    /// the frame's size, at most doubling it, when it still does not fit.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.storage.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.storage.len() {
+            let needed = match self.pending_len() {
+                Ok(Some(len)) => 4 + len,
+                _ => self.storage.len() + READ_SIZE,
+            };
+            let grown = (self.storage.len() * 2).min(needed.max(self.storage.len() + READ_SIZE));
+            self.storage.resize(grown, 0);
+        }
+    }
+}

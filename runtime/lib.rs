@@ -1,0 +1,102 @@
+//! Run closures made by factory functions in a pool of forked worker
+//! processes: [pathos.multiprocessing] for Rust.
+//!
+//! ```
+//! use forkmap::{remote, ProcessPool};
+//!
+//! #[remote]
+//! fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
+//!     move |x| x.pow(y)
+//! }
+//!
+//! fn slow_pow(x: u64, y: u32) -> u64 {
+//!     x.pow(y)
+//! }
+//!
+//! let pool = ProcessPool::new(4)?;
+//! let squares = pool.map(power_factory(2), 0..10)?;
+//! let same = pool.starmap(slow_pow, (0..10).map(|x| (x, 2)))?;
+//! let one = pool.apply_async(slow_pow, (3, 2)).get()?;
+//! let doubled = pool.map(|x: u64| x * 2, 0..10)?;
+//! assert_eq!(squares, same);
+//! assert_eq!(one, 9);
+//! assert_eq!(doubled[9], 18);
+//! # Ok::<(), forkmap::Error>(())
+//! ```
+//!
+//! What a pool runs is a [`Task`]: a plain function, a closure that captures
+//! nothing, or the value of a factory marked [`#[remote]`](remote). A factory
+//! is a function whose body ends in the closure it returns; calling it
+//! returns a named struct holding its arguments, which travels to the
+//! workers, where the factory body runs again to rebuild the closure once per
+//! worker per call. Work before the closure (loading a table, opening a
+//! connection) therefore happens once in each worker.
+//!
+//! [pathos.multiprocessing]: https://pathos.readthedocs.io/
+
+mod call;
+mod chunk;
+mod dispatch;
+mod entry;
+mod error;
+mod frame;
+mod handle;
+mod job;
+mod platform;
+mod pool;
+mod task;
+mod unwind;
+mod worker;
+
+pub use error::{Death, Error, PanicReport};
+pub use handle::AsyncResult;
+pub use pool::ProcessPool;
+pub use task::{CallWith, Task};
+
+/// Marks a factory function whose closure can run in worker processes.
+///
+/// The factory's body must end in the closure it returns, of type
+/// `impl Fn(..) -> ..` or `impl FnMut(..) -> ..`; every argument must be
+/// `Serialize + Deserialize`. Calling the factory returns a struct named
+/// after it in UpperCamelCase (`power_factory` gives `PowerFactory`), which
+/// holds the arguments and implements [`Task`]. `into_closure()` runs the
+/// factory body in this process.
+///
+/// ```
+/// use forkmap::{remote, ProcessPool};
+///
+/// #[remote]
+/// fn scaled(factor: f64, offset: f64) -> impl Fn(f64) -> f64 {
+///     move |x| x * factor + offset
+/// }
+///
+/// let pool = ProcessPool::new(2)?;
+/// assert_eq!(pool.map(scaled(2.0, 1.0), [1.0, 2.0])?, [3.0, 5.0]);
+/// assert_eq!(scaled(2.0, 1.0).into_closure()(10.0), 21.0);
+/// # Ok::<(), forkmap::Error>(())
+/// ```
+pub use forkmap_macros::remote;
+
+/// What `#[remote]` expands to refers to these; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use linkme;
+    pub use serde;
+
+    pub use crate::entry::{decode_setup, describe_remote, Described, RemoteEntry, StartFn, REMOTES};
+    pub use crate::job::{job, Job};
+
+    /// The error `Task::__describe` returns.
+    pub type EncodeError = postcard::Error;
+
+    /// A type that can travel between processes: `Serialize` and
+    /// `DeserializeOwned`. `#[remote]` asserts it of every factory argument.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot travel to a worker process",
+        label = "this type must implement serde's `Serialize` and `Deserialize`",
+        note = "every argument of a #[remote] factory, and every argument and result of its closure, is sent between processes"
+    )]
+    pub trait Wire: serde::Serialize + serde::de::DeserializeOwned {}
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> Wire for T {}
+}

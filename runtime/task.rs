@@ -1,0 +1,108 @@
+//! What a pool can run: the [`Task`] trait and its impls for plain functions.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::entry::{self, Described};
+
+/// Something a pool can run in a worker process, called with the argument
+/// tuple `Args`.
+///
+/// It is implemented for:
+///
+/// - plain functions and closures that capture nothing, of up to eight
+///   arguments: they carry no data, so a worker only needs to know which code
+///   to run;
+/// - the values returned by factories marked [`#[remote]`](crate::remote):
+///   they carry the factory's arguments, and the worker runs the factory body
+///   again to build the closure.
+///
+/// A closure that captures variables is not a `Task` that can travel: passing
+/// one to a pool is a compile error that says to use `#[remote]`.
+///
+/// `Args` is always a tuple: `(A,)` for one argument, `(A, B)` for two, and so
+/// on, as in Python's `starmap` and `apply`.
+///
+/// ```
+/// use forkmap::{remote, ProcessPool};
+///
+/// fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// #[remote]
+/// fn adder(n: u64) -> impl Fn(u64) -> u64 {
+///     move |x| x + n
+/// }
+///
+/// let pool = ProcessPool::new(2)?;
+/// assert_eq!(pool.apply(add, (2, 3))?, 5);
+/// assert_eq!(pool.apply(|x: u64| x * 10, (4,))?, 40);
+/// assert_eq!(pool.apply(adder(100), (1,))?, 101);
+/// # Ok::<(), forkmap::Error>(())
+/// ```
+pub trait Task<Args>: Send + 'static {
+    /// What one call returns.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Says how a worker finds this task's code, and appends the data it
+    /// carries to `setup`. Implemented by the library and by `#[remote]`.
+    #[doc(hidden)]
+    fn __describe(&self, setup: &mut Vec<u8>) -> Result<Described, postcard::Error>;
+}
+
+/// A closure called with its arguments packed in a tuple.
+///
+/// This is how a worker calls any closure, whatever its arity.
+pub trait CallWith<Args> {
+    /// What the closure returns.
+    type Output;
+
+    /// Calls the closure with the tuple's elements as arguments.
+    fn call_with(&mut self, args: Args) -> Self::Output;
+}
+
+/// The message a user sees when a capturing closure is passed to a pool.
+const CAPTURES: &str = "forkmap: this closure captures variables, and a worker process cannot \
+    rebuild what it captured; move it into a factory function marked #[remote] that returns \
+    the closure (use #[remote])";
+
+macro_rules! impl_arity {
+    ($($arg:ident),*) => {
+        impl<F, O, $($arg,)*> CallWith<($($arg,)*)> for F
+        where
+            F: FnMut($($arg),*) -> O,
+        {
+            type Output = O;
+
+            #[allow(non_snake_case)]
+            fn call_with(&mut self, ($($arg,)*): ($($arg,)*)) -> O {
+                self($($arg),*)
+            }
+        }
+
+        impl<F, O, $($arg,)*> Task<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> O + Copy + Send + 'static,
+            O: Serialize + DeserializeOwned + Send + 'static,
+            $($arg: Serialize + DeserializeOwned + Send + 'static,)*
+        {
+            type Output = O;
+
+            fn __describe(&self, _setup: &mut Vec<u8>) -> Result<Described, postcard::Error> {
+                const { assert!(size_of::<F>() == 0, "{}", CAPTURES) };
+                Ok(entry::plain::<F, ($($arg,)*)>())
+            }
+        }
+    };
+}
+
+impl_arity!();
+impl_arity!(A1);
+impl_arity!(A1, A2);
+impl_arity!(A1, A2, A3);
+impl_arity!(A1, A2, A3, A4);
+impl_arity!(A1, A2, A3, A4, A5);
+impl_arity!(A1, A2, A3, A4, A5, A6);
+impl_arity!(A1, A2, A3, A4, A5, A6, A7);
+impl_arity!(A1, A2, A3, A4, A5, A6, A7, A8);

@@ -1,0 +1,8 @@
+use forkmap::remote;
+
+#[remote]
+struct PowerFactory {
+    y: u32,
+}
+
+fn main() {}
