@@ -30,7 +30,9 @@ fn main() -> Result<(), forkmap::Error> {
     println!("{:?}", pool.starmap(slow_pow, (0..10).map(|x| (x, 2)))?);
     println!("Elapsed: {:?}", t.elapsed());
     let t = Instant::now();
-    let handles: Vec<_> = (0..10).map(|x| pool.apply_async(slow_pow, (x, 2))).collect();
+    let handles: Vec<_> = (0..10)
+        .map(|x| pool.apply_async(slow_pow, (x, 2)))
+        .collect();
     let values: Result<Vec<u64>, _> = handles.into_iter().map(|h| h.get()).collect();
     println!("{:?}", values?);
     println!("Elapsed: {:?}", t.elapsed());

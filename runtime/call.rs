@@ -116,7 +116,12 @@ struct Decoding {
 impl<'a, O: DeserializeOwned> Ordered<'a, O> {
     /// Sets up a call of `task` over `items` on the dispatcher behind `link`,
     /// and sends the first chunks.
-    pub(crate) fn start<F, Args, I>(link: &Arc<Link>, workers: usize, task: &F, items: I) -> Result<Self, Error>
+    pub(crate) fn start<F, Args, I>(
+        link: &Arc<Link>,
+        workers: usize,
+        task: &F,
+        items: I,
+    ) -> Result<Self, Error>
     where
         F: Task<Args, Output = O>,
         I: Iterator<Item = Args> + 'a,
@@ -176,7 +181,10 @@ impl<'a, O: DeserializeOwned> Ordered<'a, O> {
     /// The results, once every item has been sent.
     pub(crate) fn into_sent(mut self) -> Results<O> {
         self.source.top_up(&mut self.results);
-        debug_assert!(self.source.feed.is_none(), "only a call whose input fits in its window has sent everything");
+        debug_assert!(
+            self.source.feed.is_none(),
+            "only a call whose input fits in its window has sent everything"
+        );
         self.results
     }
 }
@@ -196,7 +204,13 @@ impl Source<'_> {
             let Some(feed) = &mut self.feed else { return };
             let first = self.next_first;
             let mut buf = Vec::new();
-            frame::begin(&mut buf, &ToWorker::Chunk { call: results.id, first });
+            frame::begin(
+                &mut buf,
+                &ToWorker::Chunk {
+                    call: results.id,
+                    first,
+                },
+            );
             let filled = feed.fill(&mut buf, self.plan.next_size());
             if filled.exhausted {
                 self.feed = None;
@@ -210,7 +224,11 @@ impl Source<'_> {
                         count: filled.count,
                         frame: Arc::new(buf),
                     }),
-                    Err(e) => results.fail_here(first, filled.count, format!("could not send items {first}..: {e}")),
+                    Err(e) => results.fail_here(
+                        first,
+                        filled.count,
+                        format!("could not send items {first}..: {e}"),
+                    ),
                 }
             }
             if let Some(reason) = filled.unencodable {
@@ -224,7 +242,10 @@ impl Source<'_> {
 
 impl<O: DeserializeOwned> Results<O> {
     /// The next result in input order, topping the input up from `source`.
-    pub(crate) fn next_with(&mut self, mut source: Option<&mut Source<'_>>) -> Option<Result<O, Error>> {
+    pub(crate) fn next_with(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Option<Result<O, Error>> {
         loop {
             if let Some(decoding) = &mut self.current {
                 if let Some(result) = decoding.next::<O>(self.function) {
@@ -273,7 +294,14 @@ impl<O> Results<O> {
     /// Records items that failed before leaving this process.
     fn fail_here(&mut self, first: u64, count: u32, reason: String) {
         let failure = Failure::Codec(reason);
-        self.arrived.insert(first, Reply::Failed { first, count, failure });
+        self.arrived.insert(
+            first,
+            Reply::Failed {
+                first,
+                count,
+                failure,
+            },
+        );
     }
 
     /// Tells the dispatcher to forget the call, once.
@@ -294,7 +322,12 @@ impl<O> Drop for Results<O> {
 impl Decoding {
     fn new(reply: Reply) -> Self {
         let (first, count, at) = match &reply {
-            Reply::Done { first, count, outcomes, .. } => (*first, *count, *outcomes),
+            Reply::Done {
+                first,
+                count,
+                outcomes,
+                ..
+            } => (*first, *count, *outcomes),
             Reply::Failed { first, count, .. } => (*first, *count, 0),
         };
         Decoding {

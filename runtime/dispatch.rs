@@ -271,7 +271,9 @@ impl Worker {
         let held = self.held.pop_front().ok_or("a reply came for no chunk")?;
         let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
         let (call, first) = match &header {
-            FromWorker::Done { call, first } | FromWorker::Refused { call, first, .. } => (*call, *first),
+            FromWorker::Done { call, first } | FromWorker::Refused { call, first, .. } => {
+                (*call, *first)
+            }
         };
         if (call, first) != (held.call.id, held.chunk.first) {
             return Err(format!(
@@ -341,7 +343,12 @@ impl Loop {
             self.assign();
             let ready = {
                 let mut watched = vec![(self.woken.stream().as_fd(), false)];
-                watched.extend(self.slots.iter().flatten().map(|w| (w.channel.stream().as_fd(), !w.outbox.is_empty())));
+                watched.extend(
+                    self.slots
+                        .iter()
+                        .flatten()
+                        .map(|w| (w.channel.stream().as_fd(), !w.outbox.is_empty())),
+                );
                 match platform::poll(&watched, None) {
                     Ok(ready) => ready,
                     // Nothing sensible is left to do; dropping the state
@@ -352,7 +359,9 @@ impl Loop {
             if ready[0].readable {
                 self.drain_wake();
             }
-            let live: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].is_some()).collect();
+            let live: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].is_some())
+                .collect();
             for (&i, ready) in live.iter().zip(&ready[1..]) {
                 if ready.writable {
                     if let Some(worker) = &mut self.slots[i] {
@@ -421,7 +430,10 @@ impl Loop {
             worker.flush();
         }
         if self.slots.iter().all(Option::is_none) {
-            let reason = self.spawn_error.clone().unwrap_or_else(|| "no worker is running".into());
+            let reason = self
+                .spawn_error
+                .clone()
+                .unwrap_or_else(|| "no worker is running".into());
             for chunk in std::mem::take(&mut self.pending) {
                 self.fail(&chunk, Failure::Spawn(reason.clone()));
             }
@@ -440,7 +452,9 @@ impl Loop {
 
     /// Reads what worker `i` sent, and buries it if its channel closed.
     fn receive(&mut self, i: usize) {
-        let Some(worker) = &mut self.slots[i] else { return };
+        let Some(worker) = &mut self.slots[i] else {
+            return;
+        };
         for _ in 0..16 {
             let mut stream = worker.channel.stream();
             match worker.inbox.fill(&mut stream) {
@@ -465,12 +479,18 @@ impl Loop {
     /// had not started, and forks a replacement. `broke` says the worker broke
     /// the protocol rather than died.
     fn bury(&mut self, i: usize, broke: Option<String>) {
-        let Some(worker) = self.slots[i].take() else { return };
-        let Worker { pid, channel, held, .. } = worker;
+        let Some(worker) = self.slots[i].take() else {
+            return;
+        };
+        let Worker {
+            pid, channel, held, ..
+        } = worker;
         drop(channel);
         let death = platform::reap(pid, broke.is_some());
         let failure = match broke {
-            Some(reason) => Failure::Codec(format!("the worker's reply did not check out: {reason}")),
+            Some(reason) => {
+                Failure::Codec(format!("the worker's reply did not check out: {reason}"))
+            }
             None => Failure::Died(death),
         };
         let mut held = held.into_iter();
@@ -484,7 +504,9 @@ impl Loop {
         for waiting in held.rev() {
             self.pending.push_front(waiting.chunk);
         }
-        self.slots[i] = Worker::spawn().map_err(|e| self.spawn_error = Some(e.to_string())).ok();
+        self.slots[i] = Worker::spawn()
+            .map_err(|e| self.spawn_error = Some(e.to_string()))
+            .ok();
     }
 
     fn respawn(&mut self) {

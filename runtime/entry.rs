@@ -13,7 +13,7 @@
 //!   the `unsafe` below.
 
 use std::any::type_name;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,11 @@ where
 {
     const { assert!(size_of::<F>() == 0) };
     if !setup.is_empty() {
-        return Err(format!("`{}` carries no data, but {} bytes came with it", type_name::<F>(), setup.len()));
+        return Err(format!(
+            "`{}` carries no data, but {} bytes came with it",
+            type_name::<F>(),
+            setup.len()
+        ));
     }
     // SAFETY: `F` is zero-sized (asserted above, and by `Task::__describe`
     // before any entry for `F` is made), so a value of it has no bytes that
@@ -103,7 +107,7 @@ where
     // an `F` when it described the task, and the value made here is exactly a
     // copy of that one. `F` is a function item or a closure that captures only
     // zero-sized `Copy` values; neither has any other invariant.
-    let f: F = unsafe { MaybeUninit::<F>::uninit().assume_init() };
+    let f: F = unsafe { std::mem::zeroed() };
     Ok(job::<Args, F>(f))
 }
 

@@ -40,7 +40,11 @@ pub(crate) enum FromWorker {
     /// The chunk ran; the tail holds one encoded outcome per item.
     Done { call: u64, first: u64 },
     /// The chunk could not run at all.
-    Refused { call: u64, first: u64, reason: Refusal },
+    Refused {
+        call: u64,
+        first: u64,
+        reason: Refusal,
+    },
 }
 
 /// Why a worker could not run a chunk.
@@ -66,7 +70,10 @@ pub(crate) enum FrameError {
 }
 
 /// Appends the postcard encoding of `value` to `out`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> postcard::Result<()> {
     postcard::serialize_with_flavor(value, Append(out))
 }
 
@@ -241,7 +248,9 @@ impl Inbox {
         if self.end - self.start < 4 {
             return Ok(None);
         }
-        let prefix = self.storage[self.start..self.start + 4].try_into().expect("four bytes");
+        let prefix = self.storage[self.start..self.start + 4]
+            .try_into()
+            .expect("four bytes");
         let len = u32::from_le_bytes(prefix) as usize;
         if len > MAX_FRAME {
             return Err(FrameError::TooLong(len));

@@ -83,7 +83,9 @@ pub mod __private {
     pub use linkme;
     pub use serde;
 
-    pub use crate::entry::{decode_setup, describe_remote, Described, RemoteEntry, StartFn, REMOTES};
+    pub use crate::entry::{
+        decode_setup, describe_remote, Described, RemoteEntry, StartFn, REMOTES,
+    };
     pub use crate::job::{job, Job};
 
     /// The error `Task::__describe` returns.

@@ -42,7 +42,9 @@ impl Private {
     }
 
     pub(crate) fn stream(&self) -> &UnixStream {
-        self.stream.as_ref().expect("a Private holds its stream until dropped")
+        self.stream
+            .as_ref()
+            .expect("a Private holds its stream until dropped")
     }
 }
 
@@ -65,7 +67,10 @@ pub(crate) fn private_pair() -> io::Result<(Private, Private)> {
     let (a, b) = UnixStream::pair()?;
     a.set_nonblocking(true)?;
     b.set_nonblocking(true)?;
-    Ok((Private::register(&mut ours, a), Private::register(&mut ours, b)))
+    Ok((
+        Private::register(&mut ours, a),
+        Private::register(&mut ours, b),
+    ))
 }
 
 /// A worker process and the parent's end of its channel.
@@ -193,7 +198,10 @@ pub(crate) struct Ready {
 
 /// Waits until one of the descriptors is ready: each is watched for reading,
 /// and for writing too when its flag is set.
-pub(crate) fn poll(watched: &[(BorrowedFd<'_>, bool)], timeout: Option<Duration>) -> io::Result<Vec<Ready>> {
+pub(crate) fn poll(
+    watched: &[(BorrowedFd<'_>, bool)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<Ready>> {
     let mut fds: Vec<PollFd<'_>> = watched
         .iter()
         .map(|&(fd, write)| {
@@ -217,7 +225,8 @@ pub(crate) fn poll(watched: &[(BorrowedFd<'_>, bool)], timeout: Option<Duration>
         .map(|fd| {
             let events = fd.revents().unwrap_or(PollFlags::empty());
             Ready {
-                readable: events.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+                readable: events
+                    .intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
                 writable: events.intersects(PollFlags::POLLOUT | PollFlags::POLLERR),
             }
         })

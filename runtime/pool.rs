@@ -165,13 +165,21 @@ impl ProcessPool {
         Args: Serialize + 'static,
     {
         AsyncResult::new(
-            Ordered::start(self.dispatcher.link(), self.workers, &f, std::iter::once(args)).map(Ordered::into_sent),
+            Ordered::start(
+                self.dispatcher.link(),
+                self.workers,
+                &f,
+                std::iter::once(args),
+            )
+            .map(Ordered::into_sent),
         )
     }
 }
 
 impl std::fmt::Debug for ProcessPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessPool").field("workers", &self.workers).finish_non_exhaustive()
+        f.debug_struct("ProcessPool")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
     }
 }

@@ -76,12 +76,21 @@ fn run_chunk(
             match job.run_chunk(items, out) {
                 Ok(()) => match frame::finish(out) {
                     Ok(()) => return Ok(()),
-                    Err(e) => Refusal::Unrunnable(format!("the chunk's results do not fit in a frame: {e}")),
+                    Err(e) => Refusal::Unrunnable(format!(
+                        "the chunk's results do not fit in a frame: {e}"
+                    )),
                 },
                 Err(reason) => Refusal::Unrunnable(reason),
             }
         }
     };
-    frame::begin(out, &FromWorker::Refused { call, first, reason: refusal });
+    frame::begin(
+        out,
+        &FromWorker::Refused {
+            call,
+            first,
+            reason: refusal,
+        },
+    );
     frame::finish(out)
 }

@@ -67,8 +67,6 @@ pub(crate) struct Closure<'a> {
     pub(crate) kind: Kind,
     /// The argument types.
     pub(crate) inputs: Vec<&'a Type>,
-    /// The parenthesized argument list, for spans.
-    pub(crate) paren_span: Span,
     /// The output type; `None` for `()`.
     pub(crate) output: Option<&'a Type>,
 }
@@ -167,7 +165,6 @@ impl<'a> Closure<'a> {
             trait_ident: &segment.ident,
             kind,
             inputs: args.inputs.iter().collect(),
-            paren_span: args.paren_token.span.join(),
             output: match &args.output {
                 ReturnType::Default => None,
                 ReturnType::Type(_, ty) => Some(&**ty),

@@ -11,13 +11,21 @@ pub(crate) fn factory(factory: &Factory<'_>) -> TokenStream {
     let Returns::Closure(closure) = &factory.returns else {
         unreachable!("valid.rs rejects factories that do not return a closure");
     };
+    // What exists only with the factory exists only under its `cfg`s.
+    let cfgs = factory
+        .item
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"));
+    let cfgs = quote!(#(#cfgs)*);
     let constructor = constructor(factory);
-    let strukt = strukt(factory, closure);
+    let strukt = strukt(factory, closure, &cfgs);
     let travel = travel(factory);
     let registration = registration(factory, closure);
     quote! {
         #constructor
         #strukt
+        #cfgs
         const _: () = {
             #travel
             #registration
@@ -58,7 +66,7 @@ fn constructor(factory: &Factory<'_>) -> TokenStream {
 }
 
 /// The struct that travels, and the method that turns it into the closure.
-fn strukt(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
+fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> TokenStream {
     let item = factory.item;
     let vis = &item.vis;
     let name = factory.name();
@@ -90,11 +98,13 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     let returns = closure.ty;
     let block = &item.block;
     quote! {
+        #cfgs
         #[doc = #struct_doc]
         #vis struct #struct_name {
             #(#fields,)*
         }
 
+        #cfgs
         impl #struct_name {
             #[doc = #into_closure_doc]
             #vis fn into_closure(self) -> #returns {
@@ -283,14 +293,22 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
         quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
     });
     let job = quote!(::std::boxed::Box<dyn #private::Job>);
+    // Bounds under `for<'__a>` are not checked where the impl is declared
+    // (trivial bounds are unstable): the impl just does not apply when they
+    // fail.
     quote! {
         #(#assertions)*
 
         const __NAME: &::core::primitive::str =
             ::core::concat!(::core::module_path!(), "::", #name);
 
+        // Applies only when the result can travel: otherwise its `__wire`
+        // assertion says so, and `Task`'s bounds on `Output` add nothing.
         #[automatically_derived]
-        impl #krate::Task<#args> for #struct_name {
+        impl #krate::Task<#args> for #struct_name
+        where
+            for<'__a> #output: #private::Wire,
+        {
             type Output = #output;
 
             fn __describe(
@@ -307,9 +325,6 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             fn __into_job(self) -> ::core::result::Result<#job, ::std::string::String>;
         }
 
-        // `for<'__a>` keeps these bounds from being checked where the impl is
-        // declared (trivial bounds are unstable): the impl just does not
-        // apply when they fail.
         impl<__C: ::core::ops::FnMut(#(#inputs),*) -> #output + 'static> __IntoJob for __Closure<__C>
         where
             for<'__a> #args: #serde::de::DeserializeOwned,

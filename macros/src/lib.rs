@@ -37,7 +37,7 @@
 //!     /// Runs the body of [`power_factory`] with these arguments and returns
 //!     /// its closure, for use in this process.
 //!     pub fn into_closure(self) -> impl Fn(u64) -> u64 {
-//!         let y = self.y;
+//!         let y = self.y; // `let mut y` if the parameter was `mut y`
 //!         {
 //!             move |x| x.pow(y)
 //!         }
@@ -45,18 +45,35 @@
 //! }
 //!
 //! const _: () = {
-//!     // Points at `u32` if it cannot travel to a worker.
+//!     // One assertion per factory argument and per closure argument and
+//!     // result, spanned at that type: the only place where a type that
+//!     // cannot travel is reported.
 //!     fn __wire<T: ?Sized + __private::Wire>() {}
 //!     const _: fn() = __wire::<u32>;
+//!     const _: fn() = __wire::<u64>;
+//!     const _: fn() = __wire::<u64>;
 //!
-//!     // `Serialize` and `Deserialize` as the tuple `(y,)`, through helpers
-//!     // that add no error of their own when a field type is not serde.
+//!     // `Serialize` and `Deserialize` as the tuple `(y,)`. Each field goes
+//!     // through `__Field`, whose impls pick serde's by autoref
+//!     // specialization, or an error-returning stand-in when the field's type
+//!     // is not serde: so these impls never add errors of their own.
+//!     struct __Field<T>(PhantomData<T>);
+//!     trait __Travels { /* __encode, __decode */ }
+//!     impl<T: Serialize + DeserializeOwned> __Travels for __Field<T> { /* serde */ }
+//!     trait __Stays { /* __encode, __decode */ }
+//!     impl<T> __Stays for &__Field<T> { /* Err(..) */ }
 //!     impl __private::serde::Serialize for PowerFactory { /* ... */ }
 //!     impl<'de> __private::serde::Deserialize<'de> for PowerFactory { /* ... */ }
 //!
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
 //!
-//!     impl ::forkmap::Task<(u64,)> for PowerFactory {
+//!     // `for<'__a>` defers the bound (trivial bounds are unstable): with a
+//!     // result that cannot travel the impl does not apply, and only the
+//!     // `__wire` assertion reports it.
+//!     impl ::forkmap::Task<(u64,)> for PowerFactory
+//!     where
+//!         for<'__a> u64: __private::Wire,
+//!     {
 //!         type Output = u64;
 //!         fn __describe(&self, setup: &mut Vec<u8>)
 //!             -> Result<__private::Described, __private::EncodeError> {
@@ -64,11 +81,25 @@
 //!         }
 //!     }
 //!
+//!     // The closure becomes a job the same way: `__IntoJob` where its types
+//!     // travel, an error-returning `__Stuck` stand-in otherwise.
+//!     struct __Closure<__C>(__C);
+//!     impl<__C: FnMut(u64) -> u64 + 'static> __IntoJob for __Closure<__C>
+//!     where
+//!         for<'__a> (u64,): DeserializeOwned,
+//!         for<'__a> u64: Serialize,
+//!     {
+//!         fn __into_job(self) -> Result<Box<dyn __private::Job>, String> {
+//!             Ok(__private::job::<(u64,), __C>(self.0))
+//!         }
+//!     }
+//!     impl<__C> __Stuck for &__Closure<__C> { /* Err(..) */ }
+//!
 //!     // What a worker runs to rebuild the closure from the bytes of a
 //!     // `PowerFactory`.
 //!     fn __start(setup: &[u8]) -> Result<Box<dyn __private::Job>, String> {
 //!         let factory: PowerFactory = __private::decode_setup(setup)?;
-//!         Ok(__private::job::<(u64,), _>(factory.into_closure()))
+//!         __Closure(factory.into_closure()).__into_job()
 //!     }
 //!
 //!     #[__private::linkme::distributed_slice(__private::REMOTES)]
@@ -80,6 +111,10 @@
 //! };
 //! ```
 //!
+//! Names generated inside the `const _` block start with `__`, so they do not
+//! shadow the user's types there; the struct and its impl carry the
+//! function's `#[cfg]` attributes.
+//!
 //! # Options
 //!
 //! - `#[remote(name = MyName)]` names the struct (by default the function's
@@ -90,12 +125,20 @@
 //! # Errors
 //!
 //! A function that cannot be a factory is a compile error at the offending
-//! token, saying what to do (one UI test per message in the forkmap
-//! repository's `tests/ui/`); the function is still emitted unchanged so one
-//! mistake does not cascade into errors at every call.
+//! token that says what to do instead, with one UI test per message in the
+//! forkmap repository's `tests/ui/`: `async`, `unsafe` or `extern` functions;
+//! a `self` parameter; generic parameters or a `where` clause (a worker
+//! rebuilds the closure from bytes and a name, so every type must be known
+//! where the factory is defined); a parameter that is not a plain name;
+//! `impl Trait` or borrowed types among the arguments, or among the closure's
+//! arguments and result; a return type other than `impl Fn(..) -> ..` or
+//! `impl FnMut(..) -> ..` (`impl FnOnce` included); a body that does not end
+//! in the closure; an unknown or repeated option. All of them are reported at
+//! once, and the function is still emitted unchanged so that one mistake does
+//! not cascade into errors at every call.
 //!
-//! Generic factories are rejected: a worker rebuilds the closure from bytes
-//! and a name, so every type must be known where the factory is defined.
+//! A type that cannot travel (not `Serialize + DeserializeOwned`) is reported
+//! by the compiler, at that type, through `__private::Wire`'s message.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

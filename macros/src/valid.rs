@@ -104,22 +104,18 @@ impl Factory<'_> {
     }
 
     fn check_returns(&self, errors: &mut Errors) {
-        const RETURN: &str = "`-> impl Fn(..) -> ..` (or `-> impl FnMut(..) -> ..` for state that \
-                              changes between items)";
         match &self.returns {
             Returns::Missing(span) => errors.push_span(
                 *span,
-                format_args!(
-                    "a #[remote] factory must return the closure it builds: add {RETURN} after \
-                     the parameters"
-                ),
+                "a #[remote] factory must return the closure it builds: add \
+                 `-> impl Fn(..) -> ..` after the parameters (or `-> impl FnMut(..) -> ..` for \
+                 state that changes between items)",
             ),
             Returns::Other(ty) => errors.push(
                 ty,
-                format_args!(
-                    "a #[remote] factory must return {RETURN}: workers rebuild the closure by \
-                     running the factory again, so return the closure itself, unboxed"
-                ),
+                "a #[remote] factory must return `impl Fn(..) -> ..` (or `impl FnMut(..) -> ..` \
+                 for state that changes between items): workers rebuild the closure by running \
+                 the factory again, so return the closure itself, unboxed",
             ),
             Returns::ImplWithout(ty) => errors.push(
                 ty,
@@ -187,7 +183,8 @@ impl Found {
                 self.impl_trait.get_or_insert_with(|| ty.to_token_stream());
             }
             Type::Reference(reference) => {
-                self.borrow.get_or_insert_with(|| reference.to_token_stream());
+                self.borrow
+                    .get_or_insert_with(|| reference.to_token_stream());
             }
             Type::Array(array) => self.visit(&array.elem),
             Type::Group(group) => self.visit(&group.elem),
@@ -246,7 +243,8 @@ impl Found {
 
     fn visit_lifetime(&mut self, lifetime: &Lifetime) {
         if lifetime.ident != "static" {
-            self.borrow.get_or_insert_with(|| lifetime.to_token_stream());
+            self.borrow
+                .get_or_insert_with(|| lifetime.to_token_stream());
         }
     }
 }

@@ -1,0 +1,84 @@
+//! A task that panics or kills its worker fails that item only; the pool
+//! lives on.
+
+use forkmap::{Death, Error, ProcessPool};
+
+fn panics_at_seven(x: u64) -> u64 {
+    if x == 7 {
+        panic!("seven is unlucky");
+    }
+    x
+}
+
+fn exits_at_three(x: u64) -> u64 {
+    if x == 3 {
+        std::process::exit(3);
+    }
+    x
+}
+
+#[test]
+fn a_panic_names_the_item_and_the_next_call_succeeds() {
+    let pool = ProcessPool::new(2).unwrap();
+    let err = pool.map(panics_at_seven, 0..20u64).unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(err.index(), Some(7));
+    assert!(err.function().unwrap().contains("panics_at_seven"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("seven is unlucky"), "{message}");
+    assert!(
+        message.contains("test_failures.rs"),
+        "the location is missing: {message}"
+    );
+    assert_eq!(pool.map(panics_at_seven, 0..5u64).unwrap(), [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_panic_in_apply_async_comes_back_from_get() {
+    let pool = ProcessPool::new(1).unwrap();
+    let err = pool.apply_async(panics_at_seven, (7,)).get().unwrap_err();
+    let Error::Panic { index, panic, .. } = err else {
+        panic!("not a panic: {err}")
+    };
+    assert_eq!(index, 0);
+    assert_eq!(panic.message, "seven is unlucky");
+}
+
+#[test]
+fn a_worker_that_exits_fails_its_item_and_is_replaced() {
+    let pool = ProcessPool::new(2).unwrap();
+    let err = pool.map(exits_at_three, 0..8u64).unwrap_err();
+    assert!(err.is_worker_death(), "{err}");
+    assert_eq!(err.index(), Some(3));
+    assert!(
+        matches!(
+            err,
+            Error::WorkerDied {
+                death: Death::Exit(3),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(pool.map(exits_at_three, 4..8u64).unwrap(), [4, 5, 6, 7]);
+}
+
+#[test]
+fn a_worker_that_aborts_is_reported_by_signal() {
+    let pool = ProcessPool::new(1).unwrap();
+    let err = pool
+        .apply(|| -> u8 { std::process::abort() }, ())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::WorkerDied {
+                death: Death::Signal(6),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("SIGABRT"), "{err}");
+    assert_eq!(pool.apply(|| 1u8, ()).unwrap(), 1);
+}

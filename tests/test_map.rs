@@ -1,0 +1,131 @@
+//! map, starmap, apply and apply_async on a process pool: values, order, arity.
+
+use forkmap::ProcessPool;
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn slow_pow(x: u64, y: u32) -> u64 {
+    x.pow(y)
+}
+
+fn pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn map_returns_100_000_results_in_input_order() {
+    let pool = ProcessPool::new(3).unwrap();
+    let results = pool.map(square, 0..100_000u64).unwrap();
+    assert_eq!(results.len(), 100_000);
+    assert!(results
+        .iter()
+        .enumerate()
+        .all(|(i, &r)| r == (i as u64) * (i as u64)));
+}
+
+#[test]
+fn map_of_an_iterator_without_a_known_length_keeps_order() {
+    let pool = ProcessPool::new(2).unwrap();
+    let odd = (0..5_000u64).filter(|x| x % 2 == 1);
+    let results = pool.map(square, odd).unwrap();
+    let expected: Vec<u64> = (0..5_000u64).filter(|x| x % 2 == 1).map(square).collect();
+    assert_eq!(results, expected);
+}
+
+#[test]
+fn map_runs_in_other_processes() {
+    let pool = ProcessPool::new(2).unwrap();
+    let pids = pool.map(pid, 0..50u64).unwrap();
+    assert!(pids.iter().all(|&p| p != std::process::id()));
+}
+
+#[test]
+fn map_of_nothing_is_empty() {
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new()).unwrap(),
+        Vec::<u64>::new()
+    );
+}
+
+#[test]
+fn map_takes_a_closure_that_captures_nothing() {
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(
+        pool.map(|s: String| s.len(), ["a", "bb", "ccc"].map(String::from))
+            .unwrap(),
+        [1, 2, 3]
+    );
+}
+
+#[test]
+fn starmap_spreads_each_tuple_into_the_arguments() {
+    let pool = ProcessPool::new(2).unwrap();
+    let results = pool.starmap(slow_pow, (0..10u64).map(|x| (x, 3))).unwrap();
+    assert_eq!(results, (0..10u64).map(|x| x.pow(3)).collect::<Vec<_>>());
+}
+
+#[test]
+fn starmap_takes_functions_of_three_arguments_and_none() {
+    let pool = ProcessPool::new(2).unwrap();
+    let sums = pool.starmap(
+        |a: u8, b: u16, c: u32| u64::from(a) + u64::from(b) + u64::from(c),
+        [(1, 2, 3), (4, 5, 6)],
+    );
+    assert_eq!(sums.unwrap(), [6, 15]);
+    let constants = pool.starmap(|| 7u8, [(), ()]).unwrap();
+    assert_eq!(constants, [7, 7]);
+}
+
+#[test]
+fn apply_async_handles_resolve_in_any_order() {
+    let pool = ProcessPool::new(3).unwrap();
+    let handles: Vec<_> = (0..10u64)
+        .map(|x| pool.apply_async(slow_pow, (x, 2)))
+        .collect();
+    let mut values: Vec<u64> = handles
+        .into_iter()
+        .rev()
+        .map(|h| h.get().unwrap())
+        .collect();
+    values.reverse();
+    assert_eq!(values, (0..10u64).map(|x| x * x).collect::<Vec<_>>());
+}
+
+#[test]
+fn apply_runs_one_call() {
+    let pool = ProcessPool::new(1).unwrap();
+    assert_eq!(pool.apply(slow_pow, (3, 4)).unwrap(), 81);
+}
+
+#[test]
+fn a_dropped_handle_does_not_disturb_the_next_call() {
+    let pool = ProcessPool::new(1).unwrap();
+    drop(pool.apply_async(slow_pow, (2, 2)));
+    assert_eq!(pool.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
+}
+
+#[test]
+fn a_pool_is_shared_between_threads() {
+    let pool = ProcessPool::new(2).unwrap();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| pool.map(square, 0..1_000u64).unwrap());
+        let b = s.spawn(|| {
+            pool.starmap(slow_pow, (0..1_000u64).map(|x| (x, 1)))
+                .unwrap()
+        });
+        assert_eq!(
+            a.join().unwrap(),
+            (0..1_000u64).map(square).collect::<Vec<_>>()
+        );
+        assert_eq!(b.join().unwrap(), (0..1_000u64).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn zero_workers_is_a_configuration_error() {
+    let err = ProcessPool::new(0).unwrap_err();
+    assert!(matches!(err, forkmap::Error::Config(_)), "{err}");
+}
