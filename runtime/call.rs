@@ -217,6 +217,7 @@ impl Source<'_> {
             }
             self.next_first += u64::from(filled.count);
             if filled.count > 0 {
+                buf.extend_from_slice(&filled.count.to_le_bytes());
                 match frame::finish(&mut buf) {
                     Ok(()) => results.send(Chunk {
                         call: results.id,

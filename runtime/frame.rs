@@ -30,7 +30,8 @@ pub(crate) enum ToWorker<'a> {
         entry: Entry<'a>,
     },
     /// Run items of the call, numbered from `first`; the tail holds their
-    /// encoded argument tuples back to back.
+    /// encoded argument tuples back to back, then their count as a
+    /// little-endian `u32` (a tuple of no arguments encodes to no bytes).
     Chunk { call: u64, first: u64 },
 }
 

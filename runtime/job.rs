@@ -13,10 +13,10 @@ use crate::unwind;
 /// A closure rebuilt in a worker, with its types erased: it reads encoded
 /// argument tuples and writes one encoded [`Outcome`] per item.
 pub trait Job {
-    /// Runs the items encoded back to back in `items`, appending one encoded
+    /// Runs the `count` items encoded back to back in `items`, appending one encoded
     /// outcome per item to `out`. An error means the chunk itself did not
     /// decode; a panicking item is an outcome, not an error.
-    fn run_chunk(&mut self, items: &[u8], out: &mut Vec<u8>) -> Result<(), String>;
+    fn run_chunk(&mut self, items: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
 }
 
 /// The result of one item, as it travels back to the parent.
@@ -54,9 +54,9 @@ where
     C::Output: Serialize,
     Args: DeserializeOwned,
 {
-    fn run_chunk(&mut self, items: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    fn run_chunk(&mut self, items: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
         let mut rest = items;
-        while !rest.is_empty() {
+        for _ in 0..count {
             let (args, tail) = postcard::take_from_bytes::<Args>(rest)
                 .map_err(|e| format!("an item does not decode as the function's arguments: {e}"))?;
             rest = tail;

@@ -71,18 +71,21 @@ fn run_chunk(
     let refusal = match current.map(|c| &mut c.job) {
         None => Refusal::Unrunnable("the worker was not sent this call's function".into()),
         Some(Err(refusal)) => refusal.clone(),
-        Some(Ok(job)) => {
-            frame::begin(out, &FromWorker::Done { call, first });
-            match job.run_chunk(items, out) {
-                Ok(()) => match frame::finish(out) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => Refusal::Unrunnable(format!(
-                        "the chunk's results do not fit in a frame: {e}"
-                    )),
-                },
-                Err(reason) => Refusal::Unrunnable(reason),
+        Some(Ok(job)) => match items.split_last_chunk::<4>() {
+            None => Refusal::Unrunnable("a chunk came without its item count".into()),
+            Some((items, count)) => {
+                frame::begin(out, &FromWorker::Done { call, first });
+                match job.run_chunk(items, u32::from_le_bytes(*count), out) {
+                    Ok(()) => match frame::finish(out) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => Refusal::Unrunnable(format!(
+                            "the chunk's results do not fit in a frame: {e}"
+                        )),
+                    },
+                    Err(reason) => Refusal::Unrunnable(reason),
+                }
             }
-        }
+        },
     };
     frame::begin(
         out,
