@@ -86,13 +86,18 @@ where
     }
 }
 
+/// The message a user sees when a capturing closure is passed to a pool.
+const CAPTURES: &str = "forkmap: this closure captures variables, and a worker process cannot \
+    rebuild what it captured; move it into a factory function marked #[remote] that returns \
+    the closure (use #[remote])";
+
 fn start_plain<F, Args>(setup: &[u8]) -> Result<Box<dyn Job>, String>
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,
     Args: DeserializeOwned + 'static,
 {
-    const { assert!(size_of::<F>() == 0) };
+    const { assert!(size_of::<F>() == 0, "{}", CAPTURES) };
     if !setup.is_empty() {
         return Err(format!(
             "`{}` carries no data, but {} bytes came with it",
@@ -100,8 +105,8 @@ where
             setup.len()
         ));
     }
-    // SAFETY: `F` is zero-sized (asserted above, and by `Task::__describe`
-    // before any entry for `F` is made), so a value of it has no bytes that
+    // SAFETY: `F` is zero-sized (asserted above, when this function is
+    // instantiated, which `plain` does before any entry for `F` is made), so a value of it has no bytes that
     // could be uninitialised. `F` is `Copy`, so it owns nothing and has no
     // drop glue, and a holder of one may duplicate it at will: the parent held
     // an `F` when it described the task, and the value made here is exactly a
