@@ -493,6 +493,11 @@ impl Loop {
             }
             None => Failure::Died(death),
         };
+        // Replace the worker before reporting, so that a caller who sees the
+        // failure finds the pool at full strength again.
+        self.slots[i] = Worker::spawn()
+            .map_err(|e| self.spawn_error = Some(e.to_string()))
+            .ok();
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
             let _ = running.call.replies.send(Reply::Failed {
@@ -504,9 +509,6 @@ impl Loop {
         for waiting in held.rev() {
             self.pending.push_front(waiting.chunk);
         }
-        self.slots[i] = Worker::spawn()
-            .map_err(|e| self.spawn_error = Some(e.to_string()))
-            .ok();
     }
 
     fn respawn(&mut self) {
