@@ -2,20 +2,21 @@
 //! consumed, and hands results back in input order.
 
 use std::collections::BTreeMap;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::chunk::{ChunkPlan, CHUNK_BYTES};
-use crate::dispatch::{Call, Chunk, Failure, Link, Reply};
+use crate::dispatch::{Call, Chunk, Failure, Link, Reply, WakerSlot};
 use crate::error::Error;
-use crate::frame::{self, Refusal, ToWorker};
+use crate::frame::{self, Received, Refusal, ToWorker};
 use crate::job::Outcome;
 use crate::task::Task;
+use crate::worker::Server;
 
 /// Numbers calls uniquely within the process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
@@ -70,10 +71,20 @@ where
     }
 }
 
+/// Where a call's chunks run.
+pub(crate) enum Runner {
+    /// On a dispatcher's workers.
+    Pool(Arc<Link>),
+    /// At once in this thread, by the code a worker runs.
+    Here(Box<Server>),
+}
+
 /// A call's input: read only as results are taken, so that at most
 /// `window` chunks are out at once and an endless input runs in bounded
 /// memory.
-pub(crate) struct Source<'a> {
+struct Source<'a> {
+    /// Where chunks run; a serial call's closure lives here.
+    here: Option<Box<Server>>,
     feed: Option<Box<dyn Feed + 'a>>,
     plan: ChunkPlan,
     window: usize,
@@ -81,27 +92,28 @@ pub(crate) struct Source<'a> {
     next_first: u64,
 }
 
-/// The results of one call, in input order, as they come back.
-pub(crate) struct Results<O> {
-    link: Arc<Link>,
+/// The results of one call as they come back, decoded on demand.
+pub(crate) struct Results {
+    /// The dispatcher the chunks went to; `None` when they ran here.
+    link: Option<Arc<Link>>,
     id: u64,
     function: &'static str,
     replies: Receiver<Reply>,
+    waker: Arc<WakerSlot>,
     /// Chunks sent to the dispatcher whose replies have not come.
     in_flight: usize,
-    /// Replies that came before their turn, by first index.
+    /// Replies not yet handed out, by first index.
     arrived: BTreeMap<u64, Reply>,
     current: Option<Decoding>,
-    /// The index of the next result to hand out.
+    /// The index of the next result to hand out in input order.
     next_index: u64,
     closed: bool,
-    output: PhantomData<fn() -> O>,
 }
 
 /// A call in progress: its input and its results.
-pub(crate) struct Ordered<'a, O> {
+pub(crate) struct Running<'a> {
     source: Source<'a>,
-    results: Results<O>,
+    results: Results,
 }
 
 /// A reply being handed out item by item.
@@ -113,17 +125,18 @@ struct Decoding {
     end: u64,
 }
 
-impl<'a, O: DeserializeOwned> Ordered<'a, O> {
-    /// Sets up a call of `task` over `items` on the dispatcher behind `link`,
-    /// and sends the first chunks.
+impl<'a> Running<'a> {
+    /// Sets up a call of `task` over `items` on `runner`, chunked by `plan`
+    /// with at most `window` chunks out, and sends the first chunks.
     pub(crate) fn start<F, Args, I>(
-        link: &Arc<Link>,
-        workers: usize,
+        runner: Runner,
+        plan: ChunkPlan,
+        window: usize,
         task: &F,
         items: I,
     ) -> Result<Self, Error>
     where
-        F: Task<Args, Output = O>,
+        F: Task<Args>,
         I: Iterator<Item = Args> + 'a,
         Args: Serialize,
     {
@@ -148,58 +161,71 @@ impl<'a, O: DeserializeOwned> Ordered<'a, O> {
             what: "send the factory's arguments".into(),
             reason: e.to_string(),
         })?;
-        let (replies_to, replies) = mpsc::channel();
-        link.open(Arc::new(Call {
-            id,
-            setup: Arc::new(setup_frame),
-            replies: replies_to,
-        }));
-        let mut ordered = Ordered {
+        let (call, replies, waker) = Call::new(id, setup_frame);
+        let (link, here) = match runner {
+            Runner::Pool(link) => {
+                link.open(call);
+                (Some(link), None)
+            }
+            Runner::Here(mut server) => {
+                server.handle(&call.setup[4..]).map_err(|e| Error::Codec {
+                    function: described.name.to_owned(),
+                    what: "set the call up".into(),
+                    reason: e.to_string(),
+                })?;
+                (None, Some(server))
+            }
+        };
+        let mut running = Running {
             source: Source {
-                plan: ChunkPlan::new(workers, items.size_hint()),
+                here,
+                plan,
                 feed: Some(Box::new(items)),
-                window: 3 * workers.max(1),
+                window: window.max(1),
                 next_first: 0,
             },
             results: Results {
-                link: Arc::clone(link),
+                link,
                 id,
                 function: described.name,
                 replies,
+                waker,
                 in_flight: 0,
                 arrived: BTreeMap::new(),
                 current: None,
                 next_index: 0,
                 closed: false,
-                output: PhantomData,
             },
         };
-        ordered.source.top_up(&mut ordered.results);
-        Ok(ordered)
+        running.source.top_up(&mut running.results);
+        Ok(running)
     }
 
     /// The results, once every item has been sent.
-    pub(crate) fn into_sent(mut self) -> Results<O> {
-        self.source.top_up(&mut self.results);
-        debug_assert!(
-            self.source.feed.is_none(),
-            "only a call whose input fits in its window has sent everything"
-        );
+    pub(crate) fn into_sent(mut self) -> Results {
+        while self.source.feed.is_some() {
+            self.source.window = usize::MAX;
+            self.source.top_up(&mut self.results);
+        }
         self.results
     }
-}
 
-impl<O: DeserializeOwned> Iterator for Ordered<'_, O> {
-    type Item = Result<O, Error>;
+    /// The next result in input order.
+    pub(crate) fn next_ordered<O: DeserializeOwned>(&mut self) -> Option<Result<O, Error>> {
+        self.results.next_ordered(Some(&mut self.source))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
-        self.results.next_with(Some(&mut self.source))
+    /// The next result to arrive, with its index.
+    pub(crate) fn next_unordered<O: DeserializeOwned>(
+        &mut self,
+    ) -> Option<Result<(usize, O), Error>> {
+        self.results.next_unordered(Some(&mut self.source))
     }
 }
 
 impl Source<'_> {
     /// Sends chunks until `window` are out or the input ends.
-    fn top_up<O>(&mut self, results: &mut Results<O>) {
+    fn top_up(&mut self, results: &mut Results) {
         while results.in_flight + results.arrived.len() < self.window {
             let Some(feed) = &mut self.feed else { return };
             let first = self.next_first;
@@ -219,12 +245,18 @@ impl Source<'_> {
             if filled.count > 0 {
                 buf.extend_from_slice(&filled.count.to_le_bytes());
                 match frame::finish(&mut buf) {
-                    Ok(()) => results.send(Chunk {
-                        call: results.id,
-                        first,
-                        count: filled.count,
-                        frame: Arc::new(buf),
-                    }),
+                    Ok(()) => {
+                        let chunk = Chunk {
+                            call: results.id,
+                            first,
+                            count: filled.count,
+                            frame: Arc::new(buf),
+                        };
+                        match &mut self.here {
+                            Some(server) => results.run_here(server, chunk),
+                            None => results.send(chunk),
+                        }
+                    }
                     Err(e) => results.fail_here(
                         first,
                         filled.count,
@@ -241,15 +273,22 @@ impl Source<'_> {
     }
 }
 
-impl<O: DeserializeOwned> Results<O> {
+/// How long [`Results::pump`] may block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    No,
+    Until(Instant),
+}
+
+impl Results {
     /// The next result in input order, topping the input up from `source`.
-    pub(crate) fn next_with(
+    fn next_ordered<O: DeserializeOwned>(
         &mut self,
         mut source: Option<&mut Source<'_>>,
     ) -> Option<Result<O, Error>> {
         loop {
             if let Some(decoding) = &mut self.current {
-                if let Some(result) = decoding.next::<O>(self.function) {
+                if let Some((_, result)) = decoding.next::<O>(self.function) {
                     self.next_index += 1;
                     return Some(result);
                 }
@@ -262,37 +301,141 @@ impl<O: DeserializeOwned> Results<O> {
                 self.current = Some(Decoding::new(reply));
                 continue;
             }
-            if self.in_flight == 0 {
-                self.close();
-                return None;
+            if let Err(closed) = self.receive(source.as_deref_mut())? {
+                return Some(Err(closed));
             }
-            match self.replies.recv() {
+        }
+    }
+
+    /// The next result of any reply that has come, with its index.
+    fn next_unordered<O: DeserializeOwned>(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Option<Result<(usize, O), Error>> {
+        loop {
+            if let Some(decoding) = &mut self.current {
+                if let Some((index, result)) = decoding.next::<O>(self.function) {
+                    return Some(result.map(|value| (at_index(index), value)));
+                }
+                self.current = None;
+            }
+            if let Some(source) = source.as_deref_mut() {
+                source.top_up(self);
+            }
+            if let Some((_, reply)) = self.arrived.pop_first() {
+                self.current = Some(Decoding::new(reply));
+                continue;
+            }
+            if let Err(closed) = self.receive(source.as_deref_mut())? {
+                return Some(Err(closed));
+            }
+        }
+    }
+
+    /// Every result in input order, once all items have been sent: the
+    /// values, or the first item's error.
+    pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
+        let mut values = Vec::new();
+        let mut first_error = None;
+        while let Some(result) = self.next_ordered::<O>(None) {
+            match result {
+                Ok(value) if first_error.is_none() => values.push(value),
+                Err(error) if first_error.is_none() => first_error = Some(error),
+                _ => {}
+            }
+        }
+        first_error.map_or(Ok(values), Err)
+    }
+
+    /// The one result of a call of one item.
+    pub(crate) fn single<O: DeserializeOwned>(mut self) -> Result<O, Error> {
+        self.next_ordered(None).unwrap_or(Err(Error::Closed))
+    }
+
+    /// Waits for one reply. `None` when no reply is to come; `Err` when the
+    /// dispatcher went away, which also ends the input.
+    fn receive(&mut self, source: Option<&mut Source<'_>>) -> Option<Result<(), Error>> {
+        if self.in_flight == 0 {
+            self.close();
+            return None;
+        }
+        match self.replies.recv() {
+            Ok(reply) => {
+                self.in_flight -= 1;
+                self.arrived.insert(reply.first(), reply);
+                Some(Ok(()))
+            }
+            Err(_) => {
+                // The dispatcher is gone: nothing more will come.
+                if let Some(source) = source {
+                    source.feed = None;
+                }
+                self.in_flight = 0;
+                self.arrived.clear();
+                self.current = None;
+                self.close();
+                Some(Err(Error::Closed))
+            }
+        }
+    }
+
+    /// Takes in the replies that have come, waiting as `wait` allows;
+    /// true once every reply is in.
+    pub(crate) fn pump(&mut self, wait: Wait) -> bool {
+        while self.in_flight > 0 {
+            let received = match wait {
+                Wait::No => self
+                    .replies
+                    .try_recv()
+                    .map_err(|e| e == TryRecvError::Empty),
+                Wait::Until(deadline) => self
+                    .replies
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .map_err(|e| e == RecvTimeoutError::Timeout),
+            };
+            match received {
                 Ok(reply) => {
                     self.in_flight -= 1;
                     self.arrived.insert(reply.first(), reply);
                 }
-                Err(_) => {
-                    // The dispatcher is gone: nothing more will come.
-                    if let Some(source) = source {
-                        source.feed = None;
-                    }
-                    self.in_flight = 0;
-                    self.arrived.clear();
-                    self.close();
-                    return Some(Err(Error::Closed));
-                }
+                Err(true) => return false,
+                // Gone: decoding will say the pool closed.
+                Err(false) => return true,
             }
         }
+        true
     }
-}
 
-impl<O> Results<O> {
+    /// Where a future waiting for this call leaves its waker.
+    pub(crate) fn waker(&self) -> &WakerSlot {
+        &self.waker
+    }
+
     fn send(&mut self, chunk: Chunk) {
-        self.link.run(chunk);
-        self.in_flight += 1;
+        if let Some(link) = &self.link {
+            link.run(chunk);
+            self.in_flight += 1;
+        }
     }
 
-    /// Records items that failed before leaving this process.
+    /// Runs a chunk in this thread, as a worker would.
+    fn run_here(&mut self, server: &mut Server, chunk: Chunk) {
+        let reply = server
+            .handle(&chunk.frame[4..])
+            .map_err(|e| e.to_string())
+            .and_then(|reply| {
+                let frame = Received::whole(reply.unwrap_or_default().to_vec());
+                Reply::from_frame(frame, chunk.count)
+            });
+        match reply {
+            Ok((_, reply)) => {
+                self.arrived.insert(chunk.first, reply);
+            }
+            Err(reason) => self.fail_here(chunk.first, chunk.count, reason),
+        }
+    }
+
+    /// Records items that failed without a worker's reply.
     fn fail_here(&mut self, first: u64, count: u32, reason: String) {
         let failure = Failure::Codec(reason);
         self.arrived.insert(
@@ -309,15 +452,21 @@ impl<O> Results<O> {
     fn close(&mut self) {
         if !self.closed {
             self.closed = true;
-            self.link.close(self.id);
+            if let Some(link) = &self.link {
+                link.close(self.id);
+            }
         }
     }
 }
 
-impl<O> Drop for Results<O> {
+impl Drop for Results {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+fn at_index(index: u64) -> usize {
+    usize::try_from(index).unwrap_or(usize::MAX)
 }
 
 impl Decoding {
@@ -339,15 +488,14 @@ impl Decoding {
         }
     }
 
-    /// The next item's result, or `None` when the reply is used up.
-    fn next<O: DeserializeOwned>(&mut self, function: &str) -> Option<Result<O, Error>> {
+    /// The next item's index and result, or `None` when the reply is used up.
+    fn next<O: DeserializeOwned>(&mut self, function: &str) -> Option<(u64, Result<O, Error>)> {
         if self.next == self.end {
             return None;
         }
         let index = self.next;
         self.next += 1;
-        let at_index = |index: u64| usize::try_from(index).unwrap_or(usize::MAX);
-        Some(match &self.reply {
+        let result = match &self.reply {
             Reply::Done { frame, .. } => {
                 let body = frame.body();
                 match postcard::take_from_bytes::<Outcome<O>>(&body[self.at..]) {
@@ -379,7 +527,8 @@ impl Decoding {
                 }
             }
             Reply::Failed { failure, .. } => Err(failure_error(failure, function, at_index(index))),
-        })
+        };
+        Some((index, result))
     }
 }
 
@@ -400,6 +549,11 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             function,
             index,
             reason: reason.clone(),
+        },
+        Failure::Refused(Refusal::Initializer(reason)) => Error::Setup {
+            function,
+            index,
+            reason: format!("the pool's initializer failed in this worker: {reason}"),
         },
         Failure::Spawn(reason) => Error::Spawn(std::io::Error::other(reason.clone())),
         Failure::Codec(reason) => Error::Codec {

@@ -17,6 +17,8 @@ pub(crate) const CHUNK_BYTES: usize = 4 << 20;
 pub(crate) struct ChunkPlan {
     size: usize,
     growth: Option<Growth>,
+    /// No chunk grows past this.
+    cap: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -36,12 +38,30 @@ impl ChunkPlan {
             (low, Some(high)) if low == high => ChunkPlan {
                 size: high.div_ceil(4 * workers).max(1),
                 growth: None,
+                cap: usize::MAX,
             },
             _ => ChunkPlan {
                 size: 1,
                 growth: Some(Growth { workers, issued: 0 }),
+                cap: MAX_GROWN,
             },
         }
+    }
+
+    /// A plan whose every chunk has `size` items.
+    pub(crate) fn fixed(size: usize) -> Self {
+        ChunkPlan {
+            size: size.max(1),
+            growth: None,
+            cap: usize::MAX,
+        }
+    }
+
+    /// Caps every chunk at `max` items.
+    pub(crate) fn at_most(mut self, max: usize) -> Self {
+        self.cap = max.max(1);
+        self.size = self.size.min(self.cap);
+        self
     }
 
     /// The size of the next chunk.
@@ -50,7 +70,7 @@ impl ChunkPlan {
         if let Some(growth) = &mut self.growth {
             growth.issued += 1;
             if growth.issued % growth.workers == 0 {
-                self.size = (self.size * 2).min(MAX_GROWN);
+                self.size = (self.size * 2).min(self.cap);
             }
         }
         size
@@ -80,5 +100,14 @@ mod tests {
         let sizes: Vec<usize> = (0..6).map(|_| plan.next_size()).collect();
         assert_eq!(sizes, [1, 1, 2, 2, 4, 4]);
         assert_eq!((0..100).map(|_| plan.next_size()).max(), Some(MAX_GROWN));
+    }
+
+    #[test]
+    fn a_cap_bounds_every_plan() {
+        let mut known = ChunkPlan::new(2, (1_000, Some(1_000))).at_most(7);
+        assert_eq!(known.next_size(), 7);
+        let mut growing = ChunkPlan::new(2, (0, None)).at_most(3);
+        assert_eq!((0..20).map(|_| growing.next_size()).max(), Some(3));
+        assert_eq!(ChunkPlan::fixed(5).at_most(9).next_size(), 5);
     }
 }

@@ -10,8 +10,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::thread::{self, JoinHandle};
 
 use nix::unistd::Pid;
@@ -31,7 +32,50 @@ pub(crate) struct Call {
     pub(crate) id: u64,
     /// The `Call` frame that builds the closure in a worker.
     pub(crate) setup: Arc<Vec<u8>>,
-    pub(crate) replies: Sender<Reply>,
+    replies: Sender<Reply>,
+    waker: Arc<WakerSlot>,
+}
+
+/// Where an async caller leaves its waker, woken at each reply.
+#[derive(Debug, Default)]
+pub(crate) struct WakerSlot(Mutex<Option<Waker>>);
+
+impl WakerSlot {
+    pub(crate) fn set(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake(&self) {
+        let waker = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Call {
+    /// A call with its setup frame, the receiver of its replies, and the
+    /// slot a waiting future leaves its waker in.
+    pub(crate) fn new(id: u64, setup: Vec<u8>) -> (Arc<Call>, Receiver<Reply>, Arc<WakerSlot>) {
+        let (replies, receiver) = mpsc::channel();
+        let waker = Arc::default();
+        let call = Call {
+            id,
+            setup: Arc::new(setup),
+            replies,
+            waker: Arc::clone(&waker),
+        };
+        (Arc::new(call), receiver, waker)
+    }
+
+    /// Hands a reply to the caller; one who went away no longer wants it.
+    pub(crate) fn deliver(&self, reply: Reply) {
+        let _ = self.replies.send(reply);
+        self.waker.wake();
+    }
 }
 
 /// A frame of encoded items of one call.
@@ -68,6 +112,36 @@ impl Reply {
             Reply::Done { first, .. } | Reply::Failed { first, .. } => *first,
         }
     }
+
+    /// Reads a worker's reply to a chunk of `count` items; returns the call
+    /// it names too.
+    pub(crate) fn from_frame(frame: Received, count: u32) -> Result<(u64, Reply), String> {
+        let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
+        Ok(match header {
+            FromWorker::Done { call, first } => {
+                let outcomes = frame.body().len() - tail.len();
+                let reply = Reply::Done {
+                    first,
+                    count,
+                    frame,
+                    outcomes,
+                };
+                (call, reply)
+            }
+            FromWorker::Refused {
+                call,
+                first,
+                reason,
+            } => {
+                let reply = Reply::Failed {
+                    first,
+                    count,
+                    failure: Failure::Refused(reason),
+                };
+                (call, reply)
+            }
+        })
+    }
 }
 
 /// Why a chunk has no results.
@@ -89,10 +163,21 @@ enum Command {
     Close(u64),
 }
 
+/// Whether the dispatcher takes work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    #[default]
+    Serving,
+    /// Run what was handed over, then end the workers.
+    Draining,
+    /// End the workers now.
+    Shut,
+}
+
 #[derive(Default)]
 struct Inbound {
     commands: Vec<Command>,
-    shut: bool,
+    phase: Phase,
 }
 
 /// The callers' side of a dispatcher: where calls send their commands.
@@ -108,7 +193,7 @@ impl Link {
 
     fn send(&self, command: Command) {
         let mut inbound = self.inbound();
-        if inbound.shut {
+        if inbound.phase == Phase::Shut {
             // Dropping the command drops its reply channel: the caller sees
             // the pool closed instead of waiting.
             return;
@@ -117,9 +202,13 @@ impl Link {
         inbound.commands.push(command);
         drop(inbound);
         if was_empty {
-            // A full wake socket already holds a wake-up; nothing is lost.
-            let _ = self.wake.stream().write(&[1]);
+            self.wake();
         }
+    }
+
+    fn wake(&self) {
+        // A full wake socket already holds a wake-up; nothing is lost.
+        let _ = self.wake.stream().write(&[1]);
     }
 
     pub(crate) fn open(&self, call: Arc<Call>) {
@@ -136,15 +225,35 @@ impl Link {
     }
 }
 
+/// What runs a pool's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Forked worker processes.
+    Process,
+    /// Threads of this process.
+    Thread,
+}
+
+/// The workers a dispatcher keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Crew {
+    pub(crate) kind: Kind,
+    pub(crate) workers: usize,
+    /// Replace a worker once it has been given this many items.
+    pub(crate) max_tasks: Option<u64>,
+    /// The `Init` frame every new worker is sent first.
+    pub(crate) init: Option<Arc<Vec<u8>>>,
+}
+
 /// A running dispatcher thread; dropping it ends and reaps every worker.
 pub(crate) struct Dispatcher {
     link: Arc<Link>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Dispatcher {
-    /// Starts the thread and forks `workers` workers from it.
-    pub(crate) fn start(workers: usize) -> Result<Self, Error> {
+    /// Starts the thread and the crew's workers from it.
+    pub(crate) fn start(crew: Crew) -> Result<Self, Error> {
         let (wake, woken) = platform::private_pair().map_err(Error::Spawn)?;
         let link = Arc::new(Link {
             inbound: Mutex::default(),
@@ -154,7 +263,7 @@ impl Dispatcher {
         let theirs = Arc::clone(&link);
         let thread = thread::Builder::new()
             .name("forkmap-dispatcher".into())
-            .spawn(move || match Loop::start(workers, woken, theirs) {
+            .spawn(move || match Loop::start(crew, woken, theirs) {
                 Ok(mut state) => {
                     let _ = started.send(Ok(()));
                     state.run();
@@ -166,7 +275,7 @@ impl Dispatcher {
             .map_err(Error::Spawn)?;
         let dispatcher = Dispatcher {
             link,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         };
         match on_start.recv() {
             Ok(Ok(())) => Ok(dispatcher),
@@ -178,15 +287,41 @@ impl Dispatcher {
     pub(crate) fn link(&self) -> &Arc<Link> {
         &self.link
     }
+
+    /// Runs every chunk already handed over, then ends the workers and
+    /// waits for the dispatcher thread.
+    pub(crate) fn drain(&self) {
+        self.end(Phase::Draining);
+    }
+
+    /// Ends the workers now, killing busy ones, and waits for the
+    /// dispatcher thread. Calls in progress see the pool closed.
+    pub(crate) fn shut(&self) {
+        self.end(Phase::Shut);
+    }
+
+    fn end(&self, phase: Phase) {
+        {
+            let mut inbound = self.link.inbound();
+            if inbound.phase != Phase::Shut {
+                inbound.phase = phase;
+            }
+        }
+        self.link.wake();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        self.link.inbound().shut = true;
-        let _ = self.link.wake.stream().write(&[1]);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.shut();
     }
 }
 
@@ -202,8 +337,28 @@ struct Outgoing {
     written: usize,
 }
 
+/// What a worker runs in.
+enum Body {
+    Process(Pid),
+    Thread(JoinHandle<i32>),
+}
+
+impl Body {
+    /// Ends the worker, whose channel is closed, and says how it ended. A
+    /// process that does not exit by itself, or at all when `kill` is set,
+    /// is killed; a thread that may still be running a task is left to
+    /// finish it, since a thread cannot be killed.
+    fn end(self, kill: bool) -> Death {
+        match self {
+            Body::Process(pid) => platform::reap(pid, kill),
+            Body::Thread(thread) if !kill => thread.join().map_or(Death::Unknown, Death::Exit),
+            Body::Thread(_) => Death::Unknown,
+        }
+    }
+}
+
 struct Worker {
-    pid: Pid,
+    body: Body,
     channel: Private,
     inbox: Inbox,
     outbox: VecDeque<Outgoing>,
@@ -211,22 +366,54 @@ struct Worker {
     held: VecDeque<Held>,
     /// The call whose closure the worker has built.
     loaded: Option<u64>,
+    /// How many items the worker has been given.
+    given: u64,
+    /// It takes no more chunks, and is replaced once it has none.
+    retiring: bool,
     /// Writing failed: the worker is gone, and its end-of-file is coming.
     broken: bool,
 }
 
 impl Worker {
-    fn spawn() -> std::io::Result<Self> {
-        let spawned = platform::spawn_worker(worker::run)?;
-        Ok(Worker {
-            pid: spawned.pid,
-            channel: spawned.channel,
+    fn spawn(crew: &Crew) -> std::io::Result<Self> {
+        let (body, channel) = match crew.kind {
+            Kind::Process => {
+                let spawned = platform::spawn_worker(worker::run)?;
+                (Body::Process(spawned.pid), spawned.channel)
+            }
+            Kind::Thread => {
+                let (ours, theirs) = platform::private_pair()?;
+                theirs.stream().set_nonblocking(false)?;
+                let thread = thread::Builder::new()
+                    .name("forkmap-worker".into())
+                    .spawn(move || worker::run(theirs.stream()))?;
+                (Body::Thread(thread), ours)
+            }
+        };
+        let mut worker = Worker {
+            body,
+            channel,
             inbox: Inbox::new(),
             outbox: VecDeque::new(),
             held: VecDeque::new(),
             loaded: None,
+            given: 0,
+            retiring: false,
             broken: false,
-        })
+        };
+        if let Some(init) = &crew.init {
+            worker.outbox.push_back(Outgoing {
+                bytes: Arc::clone(init),
+                written: 0,
+            });
+        }
+        Ok(worker)
+    }
+
+    /// Whether the worker can take `chunk` without going past `max_tasks`.
+    /// A fresh worker takes any chunk, so that no chunk is left unrun.
+    fn fits(&self, chunk: &Chunk, max_tasks: Option<u64>) -> bool {
+        max_tasks.is_none_or(|max| self.given == 0 || self.given + u64::from(chunk.count) <= max)
     }
 
     fn give(&mut self, call: Arc<Call>, chunk: Chunk) {
@@ -241,6 +428,7 @@ impl Worker {
             bytes: Arc::clone(&chunk.frame),
             written: 0,
         });
+        self.given += u64::from(chunk.count);
         self.held.push_back(Held { call, chunk });
     }
 
@@ -269,41 +457,22 @@ impl Worker {
     /// Takes one reply frame off the front of `held`.
     fn settle(&mut self, frame: Received) -> Result<(), String> {
         let held = self.held.pop_front().ok_or("a reply came for no chunk")?;
-        let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
-        let (call, first) = match &header {
-            FromWorker::Done { call, first } | FromWorker::Refused { call, first, .. } => {
-                (*call, *first)
-            }
-        };
-        if (call, first) != (held.call.id, held.chunk.first) {
+        let (call, reply) = Reply::from_frame(frame, held.chunk.count)?;
+        if (call, reply.first()) != (held.call.id, held.chunk.first) {
             return Err(format!(
-                "a reply for call {call} item {first} came where call {} item {} was expected",
-                held.call.id, held.chunk.first
+                "a reply for call {call} item {} came where call {} item {} was expected",
+                reply.first(),
+                held.call.id,
+                held.chunk.first
             ));
         }
-        let count = held.chunk.count;
-        let reply = match header {
-            FromWorker::Done { .. } => Reply::Done {
-                first,
-                count,
-                outcomes: frame.body().len() - tail.len(),
-                frame,
-            },
-            FromWorker::Refused { reason, .. } => {
-                if self.loaded == Some(call) {
-                    // A refused setup is remembered by the worker; send it
-                    // again next time in case the refusal was transient.
-                    self.loaded = None;
-                }
-                Reply::Failed {
-                    first,
-                    count,
-                    failure: Failure::Refused(reason),
-                }
-            }
-        };
+        if matches!(reply, Reply::Failed { .. }) && self.loaded == Some(call) {
+            // A refused setup is remembered by the worker; send it again
+            // next time in case the refusal was transient.
+            self.loaded = None;
+        }
         // A caller that went away no longer wants the reply.
-        let _ = held.call.replies.send(reply);
+        held.call.deliver(reply);
         Ok(())
     }
 }
@@ -312,6 +481,7 @@ impl Worker {
 struct Loop {
     link: Arc<Link>,
     woken: Private,
+    crew: Crew,
     slots: Vec<Option<Worker>>,
     calls: HashMap<u64, Arc<Call>>,
     pending: VecDeque<Chunk>,
@@ -319,15 +489,16 @@ struct Loop {
 }
 
 impl Loop {
-    fn start(workers: usize, woken: Private, link: Arc<Link>) -> std::io::Result<Self> {
-        let mut slots = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            // On failure the workers forked so far are reaped as `slots` drops.
-            slots.push(Some(Worker::spawn()?));
+    fn start(crew: Crew, woken: Private, link: Arc<Link>) -> std::io::Result<Self> {
+        let mut slots = Vec::with_capacity(crew.workers);
+        for _ in 0..crew.workers {
+            // On failure the workers started so far end as `slots` drops.
+            slots.push(Some(Worker::spawn(&crew)?));
         }
         Ok(Loop {
             link,
             woken,
+            crew,
             slots,
             calls: HashMap::new(),
             pending: VecDeque::new(),
@@ -337,9 +508,12 @@ impl Loop {
 
     fn run(&mut self) {
         loop {
-            if self.take_commands() {
-                break;
+            match self.take_commands() {
+                Phase::Shut => break,
+                Phase::Draining if self.idle() => break,
+                _ => {}
             }
+            self.recycle();
             self.assign();
             let ready = {
                 let mut watched = vec![(self.woken.stream().as_fd(), false)];
@@ -351,8 +525,8 @@ impl Loop {
                 );
                 match platform::poll(&watched, None) {
                     Ok(ready) => ready,
-                    // Nothing sensible is left to do; dropping the state
-                    // fails every call and reaps every worker.
+                    // Nothing sensible is left to do; ending the loop fails
+                    // every call and ends every worker.
                     Err(_) => break,
                 }
             };
@@ -376,11 +550,11 @@ impl Loop {
         self.shut_down();
     }
 
-    /// Applies the callers' commands; true once the pool is shutting down.
-    fn take_commands(&mut self) -> bool {
-        let (commands, shut) = {
+    /// Applies the callers' commands, and says what phase the pool is in.
+    fn take_commands(&mut self) -> Phase {
+        let (commands, phase) = {
             let mut inbound = self.link.inbound();
-            (std::mem::take(&mut inbound.commands), inbound.shut)
+            (std::mem::take(&mut inbound.commands), inbound.phase)
         };
         for command in commands {
             match command {
@@ -394,12 +568,29 @@ impl Loop {
                 }
             }
         }
-        shut
+        phase
+    }
+
+    /// Whether every chunk handed over has been run.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && self.slots.iter().flatten().all(|w| w.held.is_empty())
     }
 
     fn drain_wake(&mut self) {
         let mut sink = [0; 64];
         while matches!(self.woken.stream().read(&mut sink), Ok(n) if n > 0) {}
+    }
+
+    /// Replaces the workers that have run their share of items.
+    fn recycle(&mut self) {
+        for i in 0..self.slots.len() {
+            let done = self.slots[i]
+                .as_ref()
+                .is_some_and(|w| w.retiring && w.held.is_empty());
+            if done {
+                self.bury(i, None);
+            }
+        }
     }
 
     /// Gives pending chunks to workers with room, preferring for each worker
@@ -413,7 +604,7 @@ impl Loop {
                 .slots
                 .iter_mut()
                 .flatten()
-                .filter(|w| !w.broken && w.held.len() < DEPTH)
+                .filter(|w| !w.broken && !w.retiring && w.held.len() < DEPTH)
                 .min_by_key(|w| w.held.len());
             let Some(worker) = free else { break };
             let position = self
@@ -422,6 +613,10 @@ impl Loop {
                 .take(64)
                 .position(|chunk| Some(chunk.call) == worker.loaded)
                 .unwrap_or(0);
+            if !worker.fits(&self.pending[position], self.crew.max_tasks) {
+                worker.retiring = true;
+                continue;
+            }
             let chunk = self.pending.remove(position).expect("position is in range");
             match self.calls.get(&chunk.call) {
                 Some(call) => worker.give(Arc::clone(call), chunk),
@@ -442,7 +637,7 @@ impl Loop {
 
     fn fail(&self, chunk: &Chunk, failure: Failure) {
         if let Some(call) = self.calls.get(&chunk.call) {
-            let _ = call.replies.send(Reply::Failed {
+            call.deliver(Reply::Failed {
                 first: chunk.first,
                 count: chunk.count,
                 failure,
@@ -475,18 +670,21 @@ impl Loop {
         }
     }
 
-    /// Reaps worker `i`, fails the chunk it was running, requeues the ones it
-    /// had not started, and forks a replacement. `broke` says the worker broke
-    /// the protocol rather than died.
+    /// Ends worker `i`, fails the chunk it was running, requeues the ones it
+    /// had not started, and starts a replacement. `broke` says the worker
+    /// broke the protocol rather than died.
     fn bury(&mut self, i: usize, broke: Option<String>) {
         let Some(worker) = self.slots[i].take() else {
             return;
         };
         let Worker {
-            pid, channel, held, ..
+            body,
+            channel,
+            held,
+            ..
         } = worker;
         drop(channel);
-        let death = platform::reap(pid, broke.is_some());
+        let death = body.end(broke.is_some());
         let failure = match broke {
             Some(reason) => {
                 Failure::Codec(format!("the worker's reply did not check out: {reason}"))
@@ -495,12 +693,12 @@ impl Loop {
         };
         // Replace the worker before reporting, so that a caller who sees the
         // failure finds the pool at full strength again.
-        self.slots[i] = Worker::spawn()
+        self.slots[i] = Worker::spawn(&self.crew)
             .map_err(|e| self.spawn_error = Some(e.to_string()))
             .ok();
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
-            let _ = running.call.replies.send(Reply::Failed {
+            running.call.deliver(Reply::Failed {
                 first: running.chunk.first,
                 count: running.chunk.count,
                 failure,
@@ -513,7 +711,7 @@ impl Loop {
 
     fn respawn(&mut self) {
         for slot in self.slots.iter_mut().filter(|slot| slot.is_none()) {
-            match Worker::spawn() {
+            match Worker::spawn(&self.crew) {
                 Ok(worker) => *slot = Some(worker),
                 Err(e) => self.spawn_error = Some(e.to_string()),
             }
@@ -521,17 +719,23 @@ impl Loop {
     }
 
     /// Ends every worker: an idle one sees end-of-file and exits, a busy one
-    /// is killed; then all are reaped.
+    /// is killed (a busy thread is left to finish its task).
     fn shut_down(&mut self) {
-        let mut ending = Vec::new();
-        for worker in self.slots.iter_mut().filter_map(Option::take) {
-            if !worker.held.is_empty() {
-                platform::kill(worker.pid);
-            }
-            ending.push(worker.pid);
+        {
+            // From now on commands are dropped, and so are those that came
+            // too late: their callers see the pool closed.
+            let mut inbound = self.link.inbound();
+            inbound.phase = Phase::Shut;
+            inbound.commands.clear();
         }
-        for pid in ending {
-            platform::reap(pid, false);
+        let ending: Vec<(Body, bool)> = self
+            .slots
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|worker| (worker.body, !worker.held.is_empty()))
+            .collect();
+        for (body, busy) in ending {
+            body.end(busy);
         }
     }
 }

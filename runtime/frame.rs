@@ -29,6 +29,12 @@ pub(crate) enum ToWorker<'a> {
         #[serde(borrow)]
         entry: Entry<'a>,
     },
+    /// Build the initializer and run it once; the tail is its setup data.
+    /// Sent first to every new worker of a pool that has one.
+    Init {
+        #[serde(borrow)]
+        entry: Entry<'a>,
+    },
     /// Run items of the call, numbered from `first`; the tail holds their
     /// encoded argument tuples back to back, then their count as a
     /// little-endian `u32` (a tuple of no arguments encodes to no bytes).
@@ -55,6 +61,8 @@ pub(crate) enum Refusal {
     FactoryPanicked(PanicReport),
     /// The function or the data did not check out.
     Unrunnable(String),
+    /// The pool's initializer failed in this worker.
+    Initializer(String),
 }
 
 /// A frame that does not check out.
@@ -162,6 +170,15 @@ pub(crate) struct Received {
 }
 
 impl Received {
+    /// A whole frame, length prefix first, as [`begin`] and [`finish`] make it.
+    pub(crate) fn whole(bytes: Vec<u8>) -> Self {
+        let end = bytes.len();
+        Received {
+            bytes,
+            body: 4.min(end)..end,
+        }
+    }
+
     /// The frame's body: header and tail.
     pub(crate) fn body(&self) -> &[u8] {
         &self.bytes[self.body.clone()]

@@ -1,43 +1,109 @@
-//! The handle of a task started with `apply_async`.
+//! The handle of a call started with `apply_async`, `map_async` or
+//! `starmap_async`.
 
-use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use crate::call::Results;
+use crate::call::{Results, Wait};
 use crate::error::Error;
 
-/// A task running in a pool; [`get`](AsyncResult::get) waits for its value.
+/// A call running in a pool; [`get`](AsyncResult::get) waits for its value,
+/// and `.await` does the same in async code, under any runtime.
 ///
-/// The task starts as soon as the handle is made, whether or not anyone
-/// waits for it. Dropping the handle does not stop a task already running in
-/// a worker; its result is then thrown away.
+/// The call starts as soon as the handle is made, whether or not anyone
+/// waits for it. Dropping the handle does not stop tasks already running in
+/// a worker; their results are thrown away.
 ///
 /// ```
 /// use forkmap::ProcessPool;
+/// use std::time::Duration;
 ///
 /// fn slow_pow(x: u64, y: u32) -> u64 {
 ///     x.pow(y)
 /// }
 ///
 /// let pool = ProcessPool::new(2)?;
+/// let mut handle = pool.apply_async(slow_pow, (3, 2));
+/// assert!(handle.wait_timeout(Duration::from_secs(10)));
+/// assert!(handle.is_ready());
+/// assert_eq!(handle.get()?, 9);
+///
 /// let handles: Vec<_> = (0..4).map(|x| pool.apply_async(slow_pow, (x, 2))).collect();
 /// let values: Result<Vec<u64>, _> = handles.into_iter().map(|h| h.get()).collect();
 /// assert_eq!(values?, [0, 1, 4, 9]);
 /// # Ok::<(), forkmap::Error>(())
 /// ```
-#[must_use = "a task's error is only seen through `get`"]
+#[must_use = "a call's errors are only seen through its handle"]
 pub struct AsyncResult<T> {
-    state: Result<Results<T>, Error>,
+    /// The call's results, or why it could not start; `None` once a future
+    /// has returned it.
+    state: Option<Result<Results, Error>>,
+    finish: fn(Results) -> Result<T, Error>,
 }
 
-impl<T: DeserializeOwned> AsyncResult<T> {
-    pub(crate) fn new(state: Result<Results<T>, Error>) -> Self {
-        AsyncResult { state }
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(
+        state: Result<Results, Error>,
+        finish: fn(Results) -> Result<T, Error>,
+    ) -> Self {
+        AsyncResult {
+            state: Some(state),
+            finish,
+        }
     }
 
-    /// Waits for the task and returns its value, or what went wrong.
-    pub fn get(self) -> Result<T, Error> {
-        let mut results = self.state?;
-        results.next_with(None).unwrap_or(Err(Error::Closed))
+    /// Waits for the call and returns its value, or what went wrong.
+    pub fn get(mut self) -> Result<T, Error> {
+        self.take()
+    }
+
+    /// Waits at most `timeout` for the call to finish; true once it has.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.pump(Wait::Until(deadline))
+    }
+
+    /// Whether the call has finished, so that [`get`](AsyncResult::get)
+    /// returns at once.
+    pub fn is_ready(&mut self) -> bool {
+        self.pump(Wait::No)
+    }
+
+    fn pump(&mut self, wait: Wait) -> bool {
+        match &mut self.state {
+            Some(Ok(results)) => results.pump(wait),
+            _ => true,
+        }
+    }
+
+    fn take(&mut self) -> Result<T, Error> {
+        match self.state.take() {
+            Some(Ok(results)) => (self.finish)(results),
+            Some(Err(error)) => Err(error),
+            // Only a future polled again after it returned gets here.
+            None => Err(Error::Closed),
+        }
+    }
+}
+
+/// `handle.await` waits without blocking a thread: the pool wakes the task
+/// when each reply comes in.
+impl<T> Future for AsyncResult<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(Ok(results)) = &mut this.state {
+            // Leave the waker before looking, so that a reply landing in
+            // between still wakes the task.
+            results.waker().set(cx.waker());
+            if !results.pump(Wait::No) {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(this.take())
     }
 }
 

@@ -34,9 +34,11 @@
 //!
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
+mod builder;
 mod call;
 mod chunk;
 mod dispatch;
+mod engine;
 mod entry;
 mod error;
 mod frame;
@@ -44,14 +46,23 @@ mod handle;
 mod job;
 mod platform;
 mod pool;
+mod process_pool;
+mod serial_pool;
+mod stream;
 mod task;
+mod thread_pool;
 mod unwind;
 mod worker;
 
+pub use builder::Builder;
 pub use error::{Death, Error, PanicReport};
 pub use handle::AsyncResult;
-pub use pool::ProcessPool;
+pub use pool::Pool;
+pub use process_pool::ProcessPool;
+pub use serial_pool::SerialPool;
+pub use stream::{Imap, ImapUnordered};
 pub use task::{CallWith, Task};
+pub use thread_pool::ThreadPool;
 
 /// Marks a factory function whose closure can run in worker processes.
 ///

@@ -85,7 +85,7 @@ pub(crate) struct Spawned {
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from the thread that owns the pool for the pool's whole life.
-pub(crate) fn spawn_worker(body: fn(UnixStream) -> i32) -> io::Result<Spawned> {
+pub(crate) fn spawn_worker(body: fn(&UnixStream) -> i32) -> io::Result<Spawned> {
     let mut ours = ours();
     let (parent_end, child_end) = UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
@@ -122,7 +122,7 @@ fn child(
     inherited: Vec<RawFd>,
     parent_end: UnixStream,
     child_end: UnixStream,
-    body: fn(UnixStream) -> i32,
+    body: fn(&UnixStream) -> i32,
 ) -> ! {
     for fd in inherited {
         // Closing by number: these are the parent-side sockets of other
@@ -136,7 +136,7 @@ fn child(
         // The parent is already gone (or cannot be watched): do no work.
         1
     } else {
-        std::panic::catch_unwind(move || body(child_end)).unwrap_or(101)
+        std::panic::catch_unwind(move || body(&child_end)).unwrap_or(101)
     };
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
@@ -175,11 +175,6 @@ fn death(status: nix::Result<WaitStatus>) -> Death {
         Ok(WaitStatus::Signaled(_, signal, _)) => Death::Signal(signal as i32),
         _ => Death::Unknown,
     }
-}
-
-/// Sends SIGKILL to a worker, ignoring one that is already gone.
-pub(crate) fn kill(pid: Pid) {
-    let _ = signal::kill(pid, Signal::SIGKILL);
 }
 
 /// The conventional name of a signal number.

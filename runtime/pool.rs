@@ -1,91 +1,69 @@
-//! The process pool: the calls users make.
+//! The [`Pool`] trait: the calls every pool offers, whatever runs them.
 
 use serde::Serialize;
 
-use crate::call::Ordered;
-use crate::dispatch::Dispatcher;
+use crate::call::Results;
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::handle::AsyncResult;
+use crate::stream::{Imap, ImapUnordered};
 use crate::task::Task;
 
-/// A pool of forked worker processes.
-///
-/// `ProcessPool::new(n)` forks `n` workers; each call sends a function and
-/// its items to them and gathers the results in input order. A panic in a
-/// task comes back as an [`Error`] for that item, and a worker that dies is
-/// replaced; either way the pool keeps serving. Dropping the pool ends and
-/// reaps every worker.
-///
-/// ```
-/// use forkmap::{remote, ProcessPool};
-///
-/// #[remote]
-/// fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
-///     move |x| x.pow(y)
-/// }
-///
-/// let pool = ProcessPool::new(2)?;
-/// assert_eq!(pool.map(power_factory(2), 0..5)?, [0, 1, 4, 9, 16]);
-/// # Ok::<(), forkmap::Error>(())
-/// ```
-///
-/// # Forking and threads
-///
-/// Workers are forked from a thread the pool owns, while the rest of the
-/// program keeps running. A fork copies only the forking thread: a lock that
-/// another thread of the program held at that moment (the lock of `stdout`
-/// while it prints, a lock inside a C library) stays locked in the worker
-/// forever, and a task that takes it hangs. The allocator and the pool's own
-/// state are safe. Until forkmap has a fork server, create pools before
-/// starting threads that hold locks, or keep such threads away from the
-/// locks your tasks use.
-pub struct ProcessPool {
-    dispatcher: Dispatcher,
-    workers: usize,
+/// Keeps [`Pool`] to the pools of this crate, so that methods can be added
+/// to it without breaking anyone.
+mod sealed {
+    /// Gives the trait's provided methods the pool's engine.
+    pub trait Sealed {
+        fn engine(&self) -> &super::Engine;
+    }
 }
 
-impl ProcessPool {
-    /// Forks `workers` worker processes.
-    ///
-    /// Fails with [`Error::Config`] for zero workers, and with
-    /// [`Error::Spawn`] when the system cannot fork.
-    ///
-    /// ```
-    /// let pool = forkmap::ProcessPool::new(3)?;
-    /// assert_eq!(pool.workers(), 3);
-    /// assert!(forkmap::ProcessPool::new(0).is_err());
-    /// # Ok::<(), forkmap::Error>(())
-    /// ```
-    pub fn new(workers: usize) -> Result<Self, Error> {
-        if workers == 0 {
-            return Err(Error::Config("a pool needs at least one worker"));
-        }
-        Ok(ProcessPool {
-            dispatcher: Dispatcher::start(workers)?,
-            workers,
-        })
+pub(crate) use sealed::Sealed;
+
+/// The calls of Python's `multiprocessing.Pool`, offered by
+/// [`ProcessPool`](crate::ProcessPool), [`ThreadPool`](crate::ThreadPool) and
+/// [`SerialPool`](crate::SerialPool) alike, so code can be written once over
+/// any of them.
+///
+/// Each pool also has these calls as inherent methods, so `pool.map(..)`
+/// works without importing the trait.
+///
+/// What a pool runs is a [`Task`]: a plain function, a closure that captures
+/// nothing, or the value of a [`#[remote]`](crate::remote) factory. Items and
+/// results are encoded the same way on every pool, so code that runs on one
+/// runs on the others.
+///
+/// ```
+/// use forkmap::{Pool, ProcessPool, SerialPool, ThreadPool};
+///
+/// fn total<P: Pool>(pool: &P) -> Result<u64, forkmap::Error> {
+///     Ok(pool.map(|x: u64| x * x, 1..=10)?.into_iter().sum())
+/// }
+///
+/// assert_eq!(total(&ProcessPool::new(2)?)?, 385);
+/// assert_eq!(total(&ThreadPool::new(2)?)?, 385);
+/// assert_eq!(total(&SerialPool::new())?, 385);
+/// # Ok::<(), forkmap::Error>(())
+/// ```
+pub trait Pool: Sealed {
+    /// The number of workers.
+    fn workers(&self) -> usize {
+        self.engine().worker_count()
     }
 
-    /// The number of worker processes.
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    /// Calls `f` on every item, in the workers, and returns the results in
-    /// input order.
+    /// Calls `f` on every item and returns the results in input order.
     ///
-    /// `f` takes one argument: a plain function, a closure that captures
-    /// nothing, or a [`#[remote]`](crate::remote) factory's value. Every item
-    /// runs even when some fail; the error returned is then the one of the
-    /// first failing item.
+    /// `f` takes one argument. Every item runs even when some fail; the
+    /// error returned is then the one of the first failing item.
     ///
     /// ```
-    /// let pool = forkmap::ProcessPool::new(2)?;
-    /// let doubled = pool.map(|x: u64| x * 2, 0..5)?;
-    /// assert_eq!(doubled, [0, 2, 4, 6, 8]);
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// assert_eq!(pool.map(|x: u64| x * 2, 0..5)?, [0, 2, 4, 6, 8]);
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
     where
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
@@ -98,49 +76,147 @@ impl ProcessPool {
     /// Python's `starmap` does, and returns the results in input order.
     ///
     /// ```
-    /// fn slow_pow(x: u64, y: u32) -> u64 {
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn pow(x: u64, y: u32) -> u64 {
     ///     x.pow(y)
     /// }
     ///
-    /// let pool = forkmap::ProcessPool::new(2)?;
-    /// let squares = pool.starmap(slow_pow, (0..5).map(|x| (x, 2)))?;
-    /// assert_eq!(squares, [0, 1, 4, 9, 16]);
+    /// let pool = ProcessPool::new(2)?;
+    /// assert_eq!(pool.starmap(pow, (0..5).map(|x| (x, 2)))?, [0, 1, 4, 9, 16]);
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn starmap<F, Args, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    fn starmap<F, Args, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, Error>
     where
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        let mut values = Vec::new();
-        let mut first_error = None;
-        for result in Ordered::start(self.dispatcher.link(), self.workers, &f, items.into_iter())? {
-            match result {
-                Ok(value) if first_error.is_none() => values.push(value),
-                Err(error) if first_error.is_none() => first_error = Some(error),
-                _ => {}
-            }
-        }
-        first_error.map_or(Ok(values), Err)
+        let running = self.engine().start(&f, items.into_iter())?;
+        running.into_sent().collect()
+    }
+
+    /// Calls `f` on every item lazily: an iterator of results in input
+    /// order, each `Ok` or the item's error.
+    ///
+    /// The input is read only as results are taken, with a bounded number of
+    /// chunks out at once, so an endless input works (Python's `imap` reads
+    /// the whole input first).
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let firsts: Vec<u64> = pool
+    ///     .imap(|x: u64| x * 2, 0u64..)
+    ///     .take(5)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(firsts, [0, 2, 4, 6, 8]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn imap<'a, F, A, I>(&self, f: F, items: I) -> Imap<'a, F::Output>
+    where
+        F: Task<(A,)>,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+        A: Serialize + 'a,
+    {
+        Imap::new(
+            self.engine()
+                .start(&f, items.into_iter().map(|item| (item,))),
+        )
+    }
+
+    /// Like [`imap`](Pool::imap), but hands each result out as soon as it
+    /// is in, paired with the index of its item.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let mut pairs = pool
+    ///     .imap_unordered(|x: u64| x * 10, 0..4)
+    ///     .collect::<Result<Vec<_>, _>>()?;
+    /// pairs.sort();
+    /// assert_eq!(pairs, [(0, 0), (1, 10), (2, 20), (3, 30)]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn imap_unordered<'a, F, A, I>(&self, f: F, items: I) -> ImapUnordered<'a, F::Output>
+    where
+        F: Task<(A,)>,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+        A: Serialize + 'a,
+    {
+        ImapUnordered::new(
+            self.engine()
+                .start(&f, items.into_iter().map(|item| (item,))),
+        )
+    }
+
+    /// Starts [`map`](Pool::map) and returns at once with a handle to its
+    /// results. The items are read before it returns.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let handle = pool.map_async(|x: u64| x + 1, 0..3);
+    /// assert_eq!(handle.get()?, [1, 2, 3]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn map_async<F, A, I>(&self, f: F, items: I) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Task<(A,)>,
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+    {
+        self.starmap_async(f, items.into_iter().map(|item| (item,)))
+    }
+
+    /// Starts [`starmap`](Pool::starmap) and returns at once with a handle
+    /// to its results. The items are read before it returns.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn add(a: u64, b: u64) -> u64 {
+    ///     a + b
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let handle = pool.starmap_async(add, [(1, 2), (3, 4)]);
+    /// assert_eq!(handle.get()?, [3, 7]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn starmap_async<F, Args, I>(&self, f: F, items: I) -> AsyncResult<Vec<F::Output>>
+    where
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize,
+    {
+        let started = self.engine().start(&f, items.into_iter());
+        AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
     }
 
     /// Calls `f` once with the tuple `args` in a worker and waits for the
     /// result.
     ///
     /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
     /// fn add(a: i32, b: i32) -> i32 {
     ///     a + b
     /// }
     ///
-    /// let pool = forkmap::ProcessPool::new(1)?;
+    /// let pool = ProcessPool::new(1)?;
     /// assert_eq!(pool.apply(add, (2, 3))?, 5);
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, Error>
+    fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, Error>
     where
         F: Task<Args>,
-        Args: Serialize + 'static,
+        Args: Serialize,
     {
         self.apply_async(f, args).get()
     }
@@ -149,37 +225,211 @@ impl ProcessPool {
     /// a handle to its result.
     ///
     /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
     /// fn add(a: i32, b: i32) -> i32 {
     ///     a + b
     /// }
     ///
-    /// let pool = forkmap::ProcessPool::new(2)?;
+    /// let pool = ProcessPool::new(2)?;
     /// let first = pool.apply_async(add, (1, 2));
     /// let second = pool.apply_async(add, (3, 4));
     /// assert_eq!(first.get()? + second.get()?, 10);
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn apply_async<F, Args>(&self, f: F, args: Args) -> AsyncResult<F::Output>
+    fn apply_async<F, Args>(&self, f: F, args: Args) -> AsyncResult<F::Output>
     where
         F: Task<Args>,
-        Args: Serialize + 'static,
+        Args: Serialize,
     {
-        AsyncResult::new(
-            Ordered::start(
-                self.dispatcher.link(),
-                self.workers,
-                &f,
-                std::iter::once(args),
-            )
-            .map(Ordered::into_sent),
-        )
+        let started = self.engine().start(&f, std::iter::once(args));
+        AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
+    }
+
+    /// Takes no more calls: each later call returns [`Error::Closed`]. Work
+    /// already handed over still runs, and its handles still give results.
+    ///
+    /// ```
+    /// use forkmap::{Error, Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(1)?;
+    /// pool.close();
+    /// assert!(matches!(pool.map(|x: u64| x, 0..3), Err(Error::Closed)));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn close(&self) {
+        self.engine().close();
+    }
+
+    /// Closes the pool, waits until everything handed to it has run, and
+    /// ends the workers. Handles already made still give their results.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let handle = pool.apply_async(|x: u64| x + 1, (41,));
+    /// pool.join();
+    /// assert_eq!(handle.get()?, 42);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn join(&self) {
+        self.engine().join();
+    }
+
+    /// Closes the pool and ends its workers now, killing busy processes;
+    /// calls in progress return [`Error::Closed`]. Dropping a pool does the
+    /// same.
+    ///
+    /// ```
+    /// use forkmap::{Error, Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// pool.terminate();
+    /// assert!(matches!(pool.apply(|x: u64| x, (1,)), Err(Error::Closed)));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn terminate(&self) {
+        self.engine().terminate();
     }
 }
 
-impl std::fmt::Debug for ProcessPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessPool")
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
-    }
+/// Gives a pool type the calls of [`Pool`] as inherent methods, so that
+/// users need not import the trait.
+macro_rules! inherent_calls {
+    ($pool:ty) => {
+        impl $pool {
+            /// The number of workers: [`Pool::workers`].
+            pub fn workers(&self) -> usize {
+                $crate::Pool::workers(self)
+            }
+
+            /// Calls `f` on every item, results in input order: [`Pool::map`].
+            pub fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, $crate::Error>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+                A: serde::Serialize,
+            {
+                $crate::Pool::map(self, f, items)
+            }
+
+            /// Calls `f` on every tuple of arguments: [`Pool::starmap`].
+            pub fn starmap<F, Args, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> Result<Vec<F::Output>, $crate::Error>
+            where
+                F: $crate::Task<Args>,
+                I: IntoIterator<Item = Args>,
+                Args: serde::Serialize,
+            {
+                $crate::Pool::starmap(self, f, items)
+            }
+
+            /// Lazy results in input order: [`Pool::imap`].
+            pub fn imap<'a, F, A, I>(&self, f: F, items: I) -> $crate::Imap<'a, F::Output>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+                I::IntoIter: 'a,
+                A: serde::Serialize + 'a,
+            {
+                $crate::Pool::imap(self, f, items)
+            }
+
+            /// Lazy results as they come in, with their indices:
+            /// [`Pool::imap_unordered`].
+            pub fn imap_unordered<'a, F, A, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> $crate::ImapUnordered<'a, F::Output>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+                I::IntoIter: 'a,
+                A: serde::Serialize + 'a,
+            {
+                $crate::Pool::imap_unordered(self, f, items)
+            }
+
+            /// Starts a `map` and returns a handle: [`Pool::map_async`].
+            pub fn map_async<F, A, I>(&self, f: F, items: I) -> $crate::AsyncResult<Vec<F::Output>>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+                A: serde::Serialize,
+            {
+                $crate::Pool::map_async(self, f, items)
+            }
+
+            /// Starts a `starmap` and returns a handle: [`Pool::starmap_async`].
+            pub fn starmap_async<F, Args, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> $crate::AsyncResult<Vec<F::Output>>
+            where
+                F: $crate::Task<Args>,
+                I: IntoIterator<Item = Args>,
+                Args: serde::Serialize,
+            {
+                $crate::Pool::starmap_async(self, f, items)
+            }
+
+            /// Calls `f` once and waits: [`Pool::apply`].
+            pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, $crate::Error>
+            where
+                F: $crate::Task<Args>,
+                Args: serde::Serialize,
+            {
+                $crate::Pool::apply(self, f, args)
+            }
+
+            /// Starts `f` once and returns a handle: [`Pool::apply_async`].
+            pub fn apply_async<F, Args>(&self, f: F, args: Args) -> $crate::AsyncResult<F::Output>
+            where
+                F: $crate::Task<Args>,
+                Args: serde::Serialize,
+            {
+                $crate::Pool::apply_async(self, f, args)
+            }
+
+            /// Takes no more calls: [`Pool::close`].
+            pub fn close(&self) {
+                $crate::Pool::close(self)
+            }
+
+            /// Closes, lets handed-over work finish, ends the workers:
+            /// [`Pool::join`].
+            pub fn join(&self) {
+                $crate::Pool::join(self)
+            }
+
+            /// Closes and ends the workers now: [`Pool::terminate`].
+            pub fn terminate(&self) {
+                $crate::Pool::terminate(self)
+            }
+        }
+
+        impl $crate::pool::Sealed for $pool {
+            fn engine(&self) -> &$crate::engine::Engine {
+                &self.engine
+            }
+        }
+
+        impl $crate::Pool for $pool {}
+
+        impl std::fmt::Debug for $pool {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($pool))
+                    .field("workers", &$crate::Pool::workers(self))
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
+
+pub(crate) use inherent_calls;

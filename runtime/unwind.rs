@@ -1,29 +1,48 @@
-//! Panics caught in a worker, turned into data that crosses the process boundary.
+//! Panics caught in a task, turned into data that can cross a process
+//! boundary.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 use crate::error::PanicReport;
 
 thread_local! {
-    /// Where the last panic on this thread happened, recorded by the hook.
+    /// Whether this thread is running a task under [`catch`].
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// Where the last panic in a task on this thread happened.
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Replaces the panic hook of a worker process: a panic in a task is reported
-/// to the caller as an [`Error::Panic`](crate::Error::Panic) with its location,
-/// so the worker records the location instead of printing to stderr.
-pub(crate) fn install_hook() {
-    panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| l.to_string());
-        LOCATION.with(|slot| *slot.borrow_mut() = location);
-    }));
+static HOOK: Once = Once::new();
+
+/// Wraps the panic hook, once per process: a panic in a task is reported to
+/// the caller as an [`Error::Panic`](crate::Error::Panic) with its location,
+/// so the hook records the location instead of printing it. Panics anywhere
+/// else go to the hook that was there before, so a program's own hook keeps
+/// working beside a thread or serial pool.
+fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_TASK.get() {
+                let location = info.location().map(|l| l.to_string());
+                LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Runs `f`, turning a panic into a [`PanicReport`].
 pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| PanicReport {
+    install_hook();
+    let outer = IN_TASK.replace(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    IN_TASK.set(outer);
+    result.map_err(|payload| PanicReport {
         message: message(&*payload),
         location: LOCATION.with(|slot| slot.borrow_mut().take()),
     })

@@ -1,12 +1,23 @@
-//! The loop a worker process runs: read a frame, build or run, reply.
+//! What a worker does with the frames it is sent: build a call's closure, run
+//! chunks of items, reply. Worker processes and threads run [`run`]; a
+//! serial pool feeds a [`Server`] in the caller's own thread.
 
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 
 use crate::entry;
 use crate::frame::{self, FromWorker, Refusal, ToWorker};
-use crate::job::Job;
+use crate::job::{Job, Outcome};
 use crate::unwind;
+
+/// A worker's state between frames.
+#[derive(Default)]
+pub(crate) struct Server {
+    /// Why every chunk must be refused: the initializer failed.
+    broken_init: Option<Refusal>,
+    current: Option<Current>,
+    output: Vec<u8>,
+}
 
 /// The closure of the call the worker is running, or why it could not be built.
 struct Current {
@@ -15,37 +26,70 @@ struct Current {
 }
 
 /// Serves the parent until it closes the channel; returns the exit code.
-pub(crate) fn run(channel: UnixStream) -> i32 {
-    unwind::install_hook();
-    let mut reader = BufReader::with_capacity(64 * 1024, &channel);
-    let mut writer = &channel;
-    let mut current: Option<Current> = None;
+pub(crate) fn run(channel: &UnixStream) -> i32 {
+    let mut reader = BufReader::with_capacity(64 * 1024, channel);
+    let mut writer = channel;
+    let mut server = Server::default();
     let mut input = Vec::new();
-    let mut output = Vec::new();
     loop {
         match frame::read_blocking(&mut reader, &mut input) {
             Ok(true) => {}
             Ok(false) => return 0,
             Err(_) => return 2,
         }
-        let Ok((header, tail)) = frame::split::<ToWorker<'_>>(&input) else {
-            return 2;
-        };
+        match server.handle(&input) {
+            Ok(None) => {}
+            Ok(Some(reply)) => {
+                if writer.write_all(reply).is_err() {
+                    return 2;
+                }
+            }
+            Err(_) => return 2,
+        }
+    }
+}
+
+impl Server {
+    /// Handles one frame body; for a chunk, returns the whole reply frame.
+    pub(crate) fn handle(&mut self, body: &[u8]) -> Result<Option<&[u8]>, frame::FrameError> {
+        let (header, tail) = frame::split::<ToWorker<'_>>(body)?;
         match header {
+            ToWorker::Init { entry } => {
+                self.broken_init = initialize(entry, tail).err();
+                Ok(None)
+            }
             ToWorker::Call { call, entry } => {
                 // Drop the previous closure before building the next one.
-                drop(current.take());
-                current = Some(Current {
+                drop(self.current.take());
+                self.current = Some(Current {
                     call,
                     job: build(entry, tail),
                 });
+                Ok(None)
             }
             ToWorker::Chunk { call, first } => {
-                let current = current.as_mut().filter(|c| c.call == call);
-                let reply = run_chunk(current, call, first, tail, &mut output);
-                if reply.is_err() || writer.write_all(&output).is_err() {
-                    return 2;
-                }
+                let refusal = match (&self.broken_init, &mut self.current) {
+                    (Some(refusal), _) => refusal.clone(),
+                    (None, Some(current)) if current.call == call => {
+                        match run_chunk(&mut current.job, call, first, tail, &mut self.output) {
+                            Ok(()) => return Ok(Some(&self.output)),
+                            Err(refusal) => refusal,
+                        }
+                    }
+                    (None, _) => {
+                        Refusal::Unrunnable("the worker was not sent this call's function".into())
+                    }
+                };
+                frame::begin(
+                    &mut self.output,
+                    &FromWorker::Refused {
+                        call,
+                        first,
+                        reason: refusal,
+                    },
+                );
+                frame::finish(&mut self.output)?;
+                Ok(Some(&self.output))
             }
         }
     }
@@ -60,40 +104,42 @@ fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Box<dyn Job>, Refusal>
     }
 }
 
-/// Runs a chunk into a reply frame in `out`.
+/// Builds the initializer and runs it once, with no arguments.
+fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
+    let mut job = build(entry, setup).map_err(|refusal| {
+        Refusal::Initializer(match refusal {
+            Refusal::FactoryPanicked(report) => format!("its factory panicked at {report}"),
+            Refusal::Unrunnable(reason) | Refusal::Initializer(reason) => reason,
+        })
+    })?;
+    let mut out = Vec::new();
+    job.run_chunk(&[], 1, &mut out)
+        .map_err(Refusal::Initializer)?;
+    match postcard::from_bytes::<Outcome<()>>(&out) {
+        Ok(Outcome::Done(())) => Ok(()),
+        Ok(Outcome::Panicked(report)) => {
+            Err(Refusal::Initializer(format!("it panicked at {report}")))
+        }
+        Ok(Outcome::Unencodable(reason)) => Err(Refusal::Initializer(reason)),
+        Err(e) => Err(Refusal::Initializer(e.to_string())),
+    }
+}
+
+/// Runs a chunk of `job` into a reply frame in `out`.
 fn run_chunk(
-    current: Option<&mut Current>,
+    job: &mut Result<Box<dyn Job>, Refusal>,
     call: u64,
     first: u64,
-    items: &[u8],
+    tail: &[u8],
     out: &mut Vec<u8>,
-) -> Result<(), frame::FrameError> {
-    let refusal = match current.map(|c| &mut c.job) {
-        None => Refusal::Unrunnable("the worker was not sent this call's function".into()),
-        Some(Err(refusal)) => refusal.clone(),
-        Some(Ok(job)) => match items.split_last_chunk::<4>() {
-            None => Refusal::Unrunnable("a chunk came without its item count".into()),
-            Some((items, count)) => {
-                frame::begin(out, &FromWorker::Done { call, first });
-                match job.run_chunk(items, u32::from_le_bytes(*count), out) {
-                    Ok(()) => match frame::finish(out) {
-                        Ok(()) => return Ok(()),
-                        Err(e) => Refusal::Unrunnable(format!(
-                            "the chunk's results do not fit in a frame: {e}"
-                        )),
-                    },
-                    Err(reason) => Refusal::Unrunnable(reason),
-                }
-            }
-        },
-    };
-    frame::begin(
-        out,
-        &FromWorker::Refused {
-            call,
-            first,
-            reason: refusal,
-        },
-    );
+) -> Result<(), Refusal> {
+    let job = job.as_mut().map_err(|refusal| refusal.clone())?;
+    let (items, count) = tail
+        .split_last_chunk::<4>()
+        .ok_or_else(|| Refusal::Unrunnable("a chunk came without its item count".into()))?;
+    frame::begin(out, &FromWorker::Done { call, first });
+    job.run_chunk(items, u32::from_le_bytes(*count), out)
+        .map_err(Refusal::Unrunnable)?;
     frame::finish(out)
+        .map_err(|e| Refusal::Unrunnable(format!("the chunk's results do not fit in a frame: {e}")))
 }

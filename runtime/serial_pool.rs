@@ -1,0 +1,40 @@
+//! The pool that runs everything in the caller.
+
+use crate::engine::Engine;
+use crate::pool::inherent_calls;
+
+/// A pool without workers: every call runs in the calling thread, one item
+/// after the other, through the same encoding as the other pools.
+///
+/// Use it to debug (a debugger, a profiler and `println!` see the task in
+/// your own thread) and as the baseline of a comparison. Async calls run
+/// before they return, so their handles are ready at once.
+///
+/// ```
+/// use forkmap::SerialPool;
+///
+/// let pool = SerialPool::new();
+/// assert_eq!(pool.map(|x: u64| x * 2, 0..4)?, [0, 2, 4, 6]);
+/// assert_eq!(pool.workers(), 1);
+/// # Ok::<(), forkmap::Error>(())
+/// ```
+pub struct SerialPool {
+    engine: Engine,
+}
+
+impl SerialPool {
+    /// A serial pool.
+    pub fn new() -> Self {
+        SerialPool {
+            engine: Engine::here(),
+        }
+    }
+}
+
+impl Default for SerialPool {
+    fn default() -> Self {
+        SerialPool::new()
+    }
+}
+
+inherent_calls!(SerialPool);
