@@ -210,6 +210,12 @@ impl<'a> Running<'a> {
         self.results
     }
 
+    /// Every result in input order, reading the input as results come back:
+    /// the values, or the first item's error.
+    pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
+        first_error_or_all(std::iter::from_fn(|| self.next_ordered::<O>()))
+    }
+
     /// The next result in input order.
     pub(crate) fn next_ordered<O: DeserializeOwned>(&mut self) -> Option<Result<O, Error>> {
         self.results.next_ordered(Some(&mut self.source))
@@ -335,16 +341,7 @@ impl Results {
     /// Every result in input order, once all items have been sent: the
     /// values, or the first item's error.
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
-        let mut values = Vec::new();
-        let mut first_error = None;
-        while let Some(result) = self.next_ordered::<O>(None) {
-            match result {
-                Ok(value) if first_error.is_none() => values.push(value),
-                Err(error) if first_error.is_none() => first_error = Some(error),
-                _ => {}
-            }
-        }
-        first_error.map_or(Ok(values), Err)
+        first_error_or_all(std::iter::from_fn(|| self.next_ordered::<O>(None)))
     }
 
     /// The one result of a call of one item.
@@ -463,6 +460,21 @@ impl Drop for Results {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Takes every result, even after a failure, so that each item runs; gives
+/// the values, or the first error.
+fn first_error_or_all<O>(results: impl Iterator<Item = Result<O, Error>>) -> Result<Vec<O>, Error> {
+    let mut values = Vec::new();
+    let mut first_error = None;
+    for result in results {
+        match result {
+            Ok(value) if first_error.is_none() => values.push(value),
+            Err(error) if first_error.is_none() => first_error = Some(error),
+            _ => {}
+        }
+    }
+    first_error.map_or(Ok(values), Err)
 }
 
 fn at_index(index: u64) -> usize {

@@ -513,8 +513,12 @@ impl Loop {
                 Phase::Draining if self.idle() => break,
                 _ => {}
             }
-            self.recycle();
+            // Giving out chunks can retire an idle worker, and replacing it
+            // makes room for more chunks.
             self.assign();
+            while self.recycle() {
+                self.assign();
+            }
             let ready = {
                 let mut watched = vec![(self.woken.stream().as_fd(), false)];
                 watched.extend(
@@ -581,16 +585,20 @@ impl Loop {
         while matches!(self.woken.stream().read(&mut sink), Ok(n) if n > 0) {}
     }
 
-    /// Replaces the workers that have run their share of items.
-    fn recycle(&mut self) {
+    /// Replaces the retiring workers that have finished their chunks; true
+    /// if there were any.
+    fn recycle(&mut self) -> bool {
+        let mut replaced = false;
         for i in 0..self.slots.len() {
             let done = self.slots[i]
                 .as_ref()
                 .is_some_and(|w| w.retiring && w.held.is_empty());
             if done {
                 self.bury(i, None);
+                replaced = true;
             }
         }
+        replaced
     }
 
     /// Gives pending chunks to workers with room, preferring for each worker

@@ -92,8 +92,7 @@ pub trait Pool: Sealed {
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        let running = self.engine().start(&f, items.into_iter())?;
-        running.into_sent().collect()
+        self.engine().start(&f, items.into_iter())?.collect()
     }
 
     /// Calls `f` on every item lazily: an iterator of results in input
