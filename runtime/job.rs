@@ -11,7 +11,7 @@ use crate::task::CallWith;
 use crate::unwind;
 
 /// A closure rebuilt in a worker, with its types erased: it reads encoded
-/// argument tuples and writes one encoded [`Outcome`] per item.
+/// argument tuples and writes one encoded outcome per item.
 pub trait Job {
     /// Runs the `count` items encoded back to back in `items`, appending one encoded
     /// outcome per item to `out`. An error means the chunk itself did not

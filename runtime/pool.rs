@@ -298,12 +298,12 @@ pub trait Pool: Sealed {
 macro_rules! inherent_calls {
     ($pool:ty) => {
         impl $pool {
-            /// The number of workers: [`Pool::workers`].
+            /// The number of workers: [`Pool::workers`](crate::Pool::workers).
             pub fn workers(&self) -> usize {
                 $crate::Pool::workers(self)
             }
 
-            /// Calls `f` on every item, results in input order: [`Pool::map`].
+            /// Calls `f` on every item, results in input order: [`Pool::map`](crate::Pool::map).
             pub fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>, $crate::Error>
             where
                 F: $crate::Task<(A,)>,
@@ -313,7 +313,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::map(self, f, items)
             }
 
-            /// Calls `f` on every tuple of arguments: [`Pool::starmap`].
+            /// Calls `f` on every tuple of arguments: [`Pool::starmap`](crate::Pool::starmap).
             pub fn starmap<F, Args, I>(
                 &self,
                 f: F,
@@ -327,7 +327,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::starmap(self, f, items)
             }
 
-            /// Lazy results in input order: [`Pool::imap`].
+            /// Lazy results in input order: [`Pool::imap`](crate::Pool::imap).
             pub fn imap<'a, F, A, I>(&self, f: F, items: I) -> $crate::Imap<'a, F::Output>
             where
                 F: $crate::Task<(A,)>,
@@ -339,7 +339,7 @@ macro_rules! inherent_calls {
             }
 
             /// Lazy results as they come in, with their indices:
-            /// [`Pool::imap_unordered`].
+            /// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
             pub fn imap_unordered<'a, F, A, I>(
                 &self,
                 f: F,
@@ -354,7 +354,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::imap_unordered(self, f, items)
             }
 
-            /// Starts a `map` and returns a handle: [`Pool::map_async`].
+            /// Starts a `map` and returns a handle: [`Pool::map_async`](crate::Pool::map_async).
             pub fn map_async<F, A, I>(&self, f: F, items: I) -> $crate::AsyncResult<Vec<F::Output>>
             where
                 F: $crate::Task<(A,)>,
@@ -364,7 +364,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::map_async(self, f, items)
             }
 
-            /// Starts a `starmap` and returns a handle: [`Pool::starmap_async`].
+            /// Starts a `starmap` and returns a handle: [`Pool::starmap_async`](crate::Pool::starmap_async).
             pub fn starmap_async<F, Args, I>(
                 &self,
                 f: F,
@@ -378,7 +378,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::starmap_async(self, f, items)
             }
 
-            /// Calls `f` once and waits: [`Pool::apply`].
+            /// Calls `f` once and waits: [`Pool::apply`](crate::Pool::apply).
             pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, $crate::Error>
             where
                 F: $crate::Task<Args>,
@@ -387,7 +387,7 @@ macro_rules! inherent_calls {
                 $crate::Pool::apply(self, f, args)
             }
 
-            /// Starts `f` once and returns a handle: [`Pool::apply_async`].
+            /// Starts `f` once and returns a handle: [`Pool::apply_async`](crate::Pool::apply_async).
             pub fn apply_async<F, Args>(&self, f: F, args: Args) -> $crate::AsyncResult<F::Output>
             where
                 F: $crate::Task<Args>,
@@ -396,18 +396,18 @@ macro_rules! inherent_calls {
                 $crate::Pool::apply_async(self, f, args)
             }
 
-            /// Takes no more calls: [`Pool::close`].
+            /// Takes no more calls: [`Pool::close`](crate::Pool::close).
             pub fn close(&self) {
                 $crate::Pool::close(self)
             }
 
             /// Closes, lets handed-over work finish, ends the workers:
-            /// [`Pool::join`].
+            /// [`Pool::join`](crate::Pool::join).
             pub fn join(&self) {
                 $crate::Pool::join(self)
             }
 
-            /// Closes and ends the workers now: [`Pool::terminate`].
+            /// Closes and ends the workers now: [`Pool::terminate`](crate::Pool::terminate).
             pub fn terminate(&self) {
                 $crate::Pool::terminate(self)
             }
