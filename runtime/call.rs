@@ -2,7 +2,7 @@
 //! consumed, and hands results back in input order.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,16 +75,18 @@ where
 pub(crate) enum Runner {
     /// On a dispatcher's workers.
     Pool(Arc<Link>),
-    /// At once in this thread, by the code a worker runs.
-    Here(Box<Server>),
+    /// At once in this thread, by the code a worker runs, until the flag
+    /// says the pool was terminated.
+    Here(Box<Server>, Arc<AtomicBool>),
 }
 
 /// A call's input: read only as results are taken, so that at most
 /// `window` chunks are out at once and an endless input runs in bounded
 /// memory.
 struct Source<'a> {
-    /// Where chunks run; a serial call's closure lives here.
-    here: Option<Box<Server>>,
+    /// Where chunks run, for a serial call: its closure, and whether the
+    /// pool was terminated.
+    here: Option<(Box<Server>, Arc<AtomicBool>)>,
     feed: Option<Box<dyn Feed + 'a>>,
     plan: ChunkPlan,
     window: usize,
@@ -107,6 +109,12 @@ pub(crate) struct Results {
     current: Option<Decoding>,
     /// The index of the next result to hand out in input order.
     next_index: u64,
+    /// The pool was terminated before every item was read: the results
+    /// end with [`Error::Closed`].
+    cut_off: bool,
+    /// Every item has been sent, so dropping the results lets the call
+    /// run to its end instead of cancelling it.
+    sealed: bool,
     closed: bool,
 }
 
@@ -167,13 +175,13 @@ impl<'a> Running<'a> {
                 link.open(call);
                 (Some(link), None)
             }
-            Runner::Here(mut server) => {
+            Runner::Here(mut server, terminated) => {
                 server.handle(&call.setup[4..]).map_err(|e| Error::Codec {
                     function: described.name.to_owned(),
                     what: "set the call up".into(),
                     reason: e.to_string(),
                 })?;
-                (None, Some(server))
+                (None, Some((server, terminated)))
             }
         };
         let mut running = Running {
@@ -194,6 +202,8 @@ impl<'a> Running<'a> {
                 arrived: BTreeMap::new(),
                 current: None,
                 next_index: 0,
+                cut_off: false,
+                sealed: false,
                 closed: false,
             },
         };
@@ -203,10 +213,9 @@ impl<'a> Running<'a> {
 
     /// The results, once every item has been sent.
     pub(crate) fn into_sent(mut self) -> Results {
-        while self.source.feed.is_some() {
-            self.source.window = usize::MAX;
-            self.source.top_up(&mut self.results);
-        }
+        self.source.window = usize::MAX;
+        self.source.top_up(&mut self.results);
+        self.results.sealed = true;
         self.results
     }
 
@@ -232,6 +241,13 @@ impl<'a> Running<'a> {
 impl Source<'_> {
     /// Sends chunks until `window` are out or the input ends.
     fn top_up(&mut self, results: &mut Results) {
+        if let Some((_, terminated)) = &self.here {
+            if self.feed.is_some() && terminated.load(Ordering::Acquire) {
+                // What a dispatcher's end does to a pooled call.
+                self.feed = None;
+                results.cut_off = true;
+            }
+        }
         while results.in_flight + results.arrived.len() < self.window {
             let Some(feed) = &mut self.feed else { return };
             let first = self.next_first;
@@ -259,7 +275,7 @@ impl Source<'_> {
                             frame: Arc::new(buf),
                         };
                         match &mut self.here {
-                            Some(server) => results.run_here(server, chunk),
+                            Some((server, _)) => results.run_here(server, chunk),
                             None => results.send(chunk),
                         }
                     }
@@ -354,7 +370,7 @@ impl Results {
     fn receive(&mut self, source: Option<&mut Source<'_>>) -> Option<Result<(), Error>> {
         if self.in_flight == 0 {
             self.close();
-            return None;
+            return std::mem::take(&mut self.cut_off).then_some(Err(Error::Closed));
         }
         match self.replies.recv() {
             Ok(reply) => {
@@ -457,7 +473,16 @@ impl Results {
 }
 
 impl Drop for Results {
+    /// Cancels a lazy call's items not yet started; lets a call whose items
+    /// were all sent (an async one) run to its end, as Python does for a
+    /// task whose result nobody asks for.
     fn drop(&mut self) {
+        if self.sealed && !self.closed {
+            self.closed = true;
+            if let Some(link) = &self.link {
+                link.detach(self.id);
+            }
+        }
         self.close();
     }
 }

@@ -7,7 +7,7 @@
 //! worker's death by its channel's end-of-file, charges the death to the
 //! chunk that worker was running, and forks a replacement.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -160,7 +160,11 @@ pub(crate) enum Failure {
 enum Command {
     Open(Arc<Call>),
     Run(Chunk),
+    /// Forget the call now, dropping its chunks not yet given to a worker.
     Close(u64),
+    /// Every chunk of the call has been sent and its caller no longer
+    /// waits: run them, then forget the call.
+    Detach(u64),
 }
 
 /// Whether the dispatcher takes work.
@@ -222,6 +226,11 @@ impl Link {
     /// Forgets a call: its chunks not yet sent to a worker are dropped.
     pub(crate) fn close(&self, call: u64) {
         self.send(Command::Close(call));
+    }
+
+    /// Forgets a call once its chunks, all sent, have run.
+    pub(crate) fn detach(&self, call: u64) {
+        self.send(Command::Detach(call));
     }
 }
 
@@ -484,6 +493,8 @@ struct Loop {
     crew: Crew,
     slots: Vec<Option<Worker>>,
     calls: HashMap<u64, Arc<Call>>,
+    /// Calls to forget once none of their chunks is pending.
+    detached: HashSet<u64>,
     pending: VecDeque<Chunk>,
     spawn_error: Option<String>,
 }
@@ -501,6 +512,7 @@ impl Loop {
             crew,
             slots,
             calls: HashMap::new(),
+            detached: HashSet::new(),
             pending: VecDeque::new(),
             spawn_error: None,
         })
@@ -570,6 +582,9 @@ impl Loop {
                     self.calls.remove(&id);
                     self.pending.retain(|chunk| chunk.call != id);
                 }
+                Command::Detach(id) => {
+                    self.detached.insert(id);
+                }
             }
         }
         phase
@@ -631,6 +646,19 @@ impl Loop {
                 None => continue,
             }
             worker.flush();
+        }
+        if !self.detached.is_empty() {
+            // A chunk given to a worker keeps its call; only pending ones
+            // need it in `calls`.
+            let pending = &self.pending;
+            let calls = &mut self.calls;
+            self.detached.retain(|id| {
+                let waiting = pending.iter().any(|chunk| chunk.call == *id);
+                if !waiting {
+                    calls.remove(id);
+                }
+                waiting
+            });
         }
         if self.slots.iter().all(Option::is_none) {
             let reason = self

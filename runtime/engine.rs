@@ -20,6 +20,8 @@ pub struct Engine {
     chunk_size: Option<usize>,
     max_tasks: Option<usize>,
     closed: AtomicBool,
+    /// Set by `terminate`; serial calls in progress watch it.
+    terminated: Arc<AtomicBool>,
 }
 
 /// Where chunks run.
@@ -53,6 +55,7 @@ impl Engine {
             chunk_size,
             max_tasks,
             closed: AtomicBool::new(false),
+            terminated: Arc::default(),
         }
     }
 
@@ -64,6 +67,7 @@ impl Engine {
             chunk_size: None,
             max_tasks: None,
             closed: AtomicBool::new(false),
+            terminated: Arc::default(),
         }
     }
 
@@ -95,7 +99,10 @@ impl Engine {
                 Runner::Pool(Arc::clone(dispatcher.link())),
                 3 * self.workers,
             ),
-            Place::Here => (Runner::Here(Box::default()), 1),
+            Place::Here => (
+                Runner::Here(Box::default(), Arc::clone(&self.terminated)),
+                1,
+            ),
         };
         Running::start(runner, plan, window, task, items)
     }
@@ -116,6 +123,7 @@ impl Engine {
     /// Closes and ends the workers now.
     pub(crate) fn terminate(&self) {
         self.close();
+        self.terminated.store(true, Ordering::Release);
         if let Place::Workers(dispatcher) = &self.place {
             dispatcher.shut();
         }

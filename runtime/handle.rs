@@ -13,8 +13,9 @@ use crate::error::Error;
 /// and `.await` does the same in async code, under any runtime.
 ///
 /// The call starts as soon as the handle is made, whether or not anyone
-/// waits for it. Dropping the handle does not stop tasks already running in
-/// a worker; their results are thrown away.
+/// waits for it. Dropping the handle does not cancel the call: its tasks
+/// still run (a pool's `join` waits for them), and their results are thrown
+/// away.
 ///
 /// ```
 /// use forkmap::ProcessPool;

@@ -245,8 +245,9 @@ pub trait Pool: Sealed {
         AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
     }
 
-    /// Takes no more calls: each later call returns [`Error::Closed`]. Work
-    /// already handed over still runs, and its handles still give results.
+    /// Takes no more calls: each later call returns [`Error::Closed`]. Calls
+    /// made before still run to their end: handles give their results, and
+    /// an `imap` goes on reading its input.
     ///
     /// ```
     /// use forkmap::{Error, Pool, ProcessPool};
@@ -260,8 +261,11 @@ pub trait Pool: Sealed {
         self.engine().close();
     }
 
-    /// Closes the pool, waits until everything handed to it has run, and
-    /// ends the workers. Handles already made still give their results.
+    /// Closes the pool, waits until everything handed to it has run (the
+    /// tasks of async calls, even those whose handles were dropped), and
+    /// ends the workers. Handles already made still give their results; an
+    /// `imap` still being read gives [`Error::Closed`] for what it had not
+    /// handed over.
     ///
     /// ```
     /// use forkmap::{Pool, ProcessPool};

@@ -11,7 +11,9 @@ use crate::error::Error;
 ///
 /// It reads the input only as results are taken, with a bounded number of
 /// chunks out at once, so an endless input runs in bounded memory. Dropping
-/// it stops the call: items not yet sent are never read.
+/// it cancels the call: items not yet read are never read, and items read
+/// but not yet started never run. If the pool is terminated, the results
+/// already in come out, then one [`Error::Closed`].
 #[must_use = "an imap call does nothing until its results are taken"]
 pub struct Imap<'a, O> {
     running: Result<Running<'a>, Option<Error>>,

@@ -1,0 +1,566 @@
+//! One suite, run against every pool: `ProcessPool`, `ThreadPool` and
+//! `SerialPool`. The test bodies are functions generic over `Pool`, as user
+//! code that does not care which pool it gets would be; `pool_suite!` makes a
+//! module of `#[test]`s calling them for each pool.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use forkmap::{remote, Error, Pool};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn pow(x: u64, y: u32) -> u64 {
+    x.pow(y)
+}
+
+fn panics_at_seven(x: u64) -> u64 {
+    if x == 7 {
+        panic!("seven is unlucky");
+    }
+    x
+}
+
+/// Slow enough that the caller gets back before it is done.
+fn slow_increment(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(50));
+    x + 1
+}
+
+fn sleep_one_second(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(1));
+    x
+}
+
+fn sleep_thirty_seconds(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(30));
+    x
+}
+
+/// Leaves a mark that outlives the worker, whichever process it runs in.
+fn write_mark(path: String) {
+    std::fs::write(path, b"ran").unwrap();
+}
+
+/// A path no other test uses.
+fn fresh_path(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let path = std::env::temp_dir().join(format!("forkmap-test-{}-{what}-{n}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path.to_str().unwrap().to_owned()
+}
+
+#[remote]
+fn offset(by: u64) -> impl Fn(u64) -> u64 {
+    move |x| x + by
+}
+
+#[remote]
+fn scaled_pow(scale: u64) -> impl Fn(u64, u32) -> u64 {
+    move |x, y| scale * x.pow(y)
+}
+
+fn squares(n: u64) -> Vec<u64> {
+    (0..n).map(square).collect()
+}
+
+/// `items` wrapped so that `pulled` counts how many items were read.
+fn counted<I: Iterator<Item = u64> + 'static>(
+    items: I,
+    pulled: &Arc<AtomicUsize>,
+) -> impl Iterator<Item = u64> + 'static {
+    let pulled = Arc::clone(pulled);
+    items.inspect(move |_| {
+        pulled.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+fn is_closed<T>(result: &Result<T, Error>) -> bool {
+    matches!(result, Err(Error::Closed))
+}
+
+fn describe<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
+    match result {
+        Ok(value) => format!("Ok({value:?})"),
+        Err(e) => format!("Err({e:?})"),
+    }
+}
+
+// ---- the suite ------------------------------------------------------------
+
+fn map_keeps_input_order_for_10_000_items<P: Pool>(pool: &P) {
+    let results = pool.map(square, 0..10_000u64).unwrap();
+    assert_eq!(results, squares(10_000));
+}
+
+fn map_of_nothing_is_empty<P: Pool>(pool: &P) {
+    assert_eq!(
+        pool.map(square, Vec::<u64>::new()).unwrap(),
+        Vec::<u64>::new()
+    );
+}
+
+fn map_of_an_iterator_without_a_known_length<P: Pool>(pool: &P) {
+    let odd = (0..2_000u64).filter(|x| x % 2 == 1);
+    let expected: Vec<u64> = (0..2_000u64).filter(|x| x % 2 == 1).map(square).collect();
+    assert_eq!(pool.map(square, odd).unwrap(), expected);
+}
+
+fn starmap_spreads_tuples_into_arguments<P: Pool>(pool: &P) {
+    let results = pool.starmap(pow, (0..1_000u64).map(|x| (x, 3))).unwrap();
+    assert_eq!(results, (0..1_000u64).map(|x| x.pow(3)).collect::<Vec<_>>());
+    let constants = pool.starmap(|| 7u8, [(), (), ()]).unwrap();
+    assert_eq!(constants, [7, 7, 7]);
+}
+
+fn imap_yields_results_in_input_order<P: Pool>(pool: &P) {
+    let results: Vec<u64> = pool
+        .imap(square, 0..10_000u64)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results, squares(10_000));
+}
+
+fn imap_of_nothing_yields_nothing<P: Pool>(pool: &P) {
+    assert_eq!(pool.imap(square, Vec::<u64>::new()).count(), 0);
+}
+
+fn imap_reads_its_input_only_as_results_are_taken<P: Pool>(pool: &P) {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let first: Vec<u64> = pool
+        .imap(square, counted(0u64.., &pulled))
+        .take(5)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(first, [0, 1, 4, 9, 16]);
+    let read = pulled.load(Ordering::SeqCst);
+    assert!(
+        (5..1_000).contains(&read),
+        "imap read {read} items of an endless input to give 5 results"
+    );
+    // Dropping the unfinished imap leaves the pool serving.
+    assert_eq!(pool.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
+}
+
+fn imap_of_an_endless_input_stops_when_the_caller_does<P: Pool>(pool: &P) {
+    let results: Vec<u64> = pool
+        .imap(square, 0u64..)
+        .take(1_000)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results, squares(1_000));
+}
+
+fn imap_takes_a_borrowed_input<P: Pool>(pool: &P) {
+    let data: Vec<u64> = (0..100).collect();
+    let results: Vec<u64> = pool
+        .imap(square, data.iter().copied())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results, squares(100));
+}
+
+fn imap_unordered_gives_every_index_once_with_its_value<P: Pool>(pool: &P) {
+    let n = 2_000u64;
+    let mut seen = vec![0u32; n as usize];
+    for result in pool.imap_unordered(square, 0..n) {
+        let (index, value) = result.unwrap();
+        assert!(index < n as usize, "index {index} out of range");
+        assert_eq!(value, square(index as u64), "value of index {index}");
+        seen[index] += 1;
+    }
+    let wrong: Vec<(usize, u32)> = seen
+        .iter()
+        .enumerate()
+        .filter(|&(_, &times)| times != 1)
+        .map(|(index, &times)| (index, times))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "(index, times seen) not seen once: {wrong:?}"
+    );
+}
+
+fn imap_unordered_of_an_endless_input_stops_when_the_caller_does<P: Pool>(pool: &P) {
+    let results: Vec<(usize, u64)> = pool
+        .imap_unordered(square, 0u64..)
+        .take(500)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(results.len(), 500);
+    let indices: HashSet<usize> = results.iter().map(|&(i, _)| i).collect();
+    assert_eq!(indices.len(), 500, "an index came twice");
+    assert!(results.iter().all(|&(i, v)| v == square(i as u64)));
+}
+
+fn map_async_gives_results_in_input_order<P: Pool>(pool: &P) {
+    let handle = pool.map_async(square, 0..1_000u64);
+    assert_eq!(handle.get().unwrap(), squares(1_000));
+}
+
+fn map_async_reads_every_item_before_returning<P: Pool>(pool: &P) {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let handle = pool.map_async(square, counted(0..300u64, &pulled));
+    assert_eq!(pulled.load(Ordering::SeqCst), 300);
+    assert_eq!(handle.get().unwrap(), squares(300));
+}
+
+fn starmap_async_gives_results_in_input_order<P: Pool>(pool: &P) {
+    let handle = pool.starmap_async(pow, (0..1_000u64).map(|x| (x, 2)));
+    assert_eq!(handle.get().unwrap(), squares(1_000));
+}
+
+fn apply_runs_one_call<P: Pool>(pool: &P) {
+    assert_eq!(pool.apply(pow, (3, 4)).unwrap(), 81);
+    assert_eq!(pool.apply(|| 5u8, ()).unwrap(), 5);
+}
+
+fn apply_async_handles_resolve_in_any_order<P: Pool>(pool: &P) {
+    let handles: Vec<_> = (0..10u64).map(|x| pool.apply_async(pow, (x, 2))).collect();
+    let mut values: Vec<u64> = handles
+        .into_iter()
+        .rev()
+        .map(|h| h.get().unwrap())
+        .collect();
+    values.reverse();
+    assert_eq!(values, squares(10));
+}
+
+fn apply_async_becomes_ready<P: Pool>(pool: &P) {
+    let mut handle = pool.apply_async(slow_increment, (41,));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !handle.wait_timeout(Duration::from_millis(10)) {
+        assert!(Instant::now() < deadline, "not ready after 10 s");
+    }
+    assert!(handle.is_ready(), "ready after wait_timeout said so");
+    assert!(handle.wait_timeout(Duration::ZERO), "stays ready");
+    assert_eq!(handle.get().unwrap(), 42);
+}
+
+fn a_panic_fails_its_item_only<P: Pool>(pool: &P) {
+    let err = pool.map(panics_at_seven, 0..20u64).unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(err.index(), Some(7));
+    assert!(err.to_string().contains("seven is unlucky"), "{err}");
+
+    let results: Vec<Result<u64, Error>> = pool.imap(panics_at_seven, 0..20u64).collect();
+    assert_eq!(results.len(), 20);
+    for (i, result) in results.iter().enumerate() {
+        if i == 7 {
+            let err = result.as_ref().unwrap_err();
+            assert!(err.is_panic(), "{err}");
+            assert_eq!(err.index(), Some(7));
+        } else {
+            assert_eq!(
+                result.as_ref().ok(),
+                Some(&(i as u64)),
+                "item {i}: {}",
+                describe(result)
+            );
+        }
+    }
+
+    let mut ok = 0;
+    let mut panicked = Vec::new();
+    for result in pool.imap_unordered(panics_at_seven, 0..20u64) {
+        match result {
+            Ok((i, v)) => {
+                assert_eq!(v, i as u64);
+                ok += 1;
+            }
+            Err(e) => {
+                assert!(e.is_panic(), "{e}");
+                panicked.push(e.index());
+            }
+        }
+    }
+    assert_eq!((ok, panicked), (19, vec![Some(7)]));
+
+    let err = pool.map_async(panics_at_seven, 0..20u64).get().unwrap_err();
+    assert!(err.is_panic() && err.index() == Some(7), "{err}");
+    let err = pool.apply_async(panics_at_seven, (7,)).get().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    let err = pool.apply(panics_at_seven, (7,)).unwrap_err();
+    assert!(err.is_panic(), "{err}");
+
+    // The pool lives on.
+    assert_eq!(pool.map(panics_at_seven, 0..5u64).unwrap(), [0, 1, 2, 3, 4]);
+}
+
+fn a_remote_factory_runs<P: Pool>(pool: &P) {
+    assert_eq!(
+        pool.map(offset(100), 0..5).unwrap(),
+        [100, 101, 102, 103, 104]
+    );
+    let lazily: Vec<u64> = pool
+        .imap(offset(1), 0..5)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(lazily, [1, 2, 3, 4, 5]);
+    assert_eq!(pool.apply(offset(1), (1,)).unwrap(), 2);
+    assert_eq!(pool.apply_async(offset(2), (1,)).get().unwrap(), 3);
+    assert_eq!(
+        pool.starmap(scaled_pow(10), (0..4u64).map(|x| (x, 2)))
+            .unwrap(),
+        [0, 10, 40, 90]
+    );
+    assert_eq!(
+        pool.map_async(offset(10), 0..3).get().unwrap(),
+        [10, 11, 12]
+    );
+}
+
+fn after_close_every_call_is_refused<P: Pool>(pool: &P) {
+    pool.close();
+    let map = pool.map(square, 0..3u64);
+    assert!(is_closed(&map), "map: {}", describe(&map));
+    let starmap = pool.starmap(pow, [(1, 1)]);
+    assert!(is_closed(&starmap), "starmap: {}", describe(&starmap));
+    let apply = pool.apply(pow, (1, 1));
+    assert!(is_closed(&apply), "apply: {}", describe(&apply));
+    let apply_async = pool.apply_async(pow, (1, 1)).get();
+    assert!(
+        is_closed(&apply_async),
+        "apply_async: {}",
+        describe(&apply_async)
+    );
+    let map_async = pool.map_async(square, 0..3u64).get();
+    assert!(is_closed(&map_async), "map_async: {}", describe(&map_async));
+    let starmap_async = pool.starmap_async(pow, [(1, 1)]).get();
+    assert!(
+        is_closed(&starmap_async),
+        "starmap_async: {}",
+        describe(&starmap_async)
+    );
+
+    let mut imap = pool.imap(square, 0..3u64);
+    let first = imap.next().expect("imap yields Err(Closed) first");
+    assert!(is_closed(&first), "imap: {}", describe(&first));
+    assert!(imap.next().is_none(), "imap ends after Err(Closed)");
+
+    let mut unordered = pool.imap_unordered(square, 0..3u64);
+    let first = unordered
+        .next()
+        .expect("imap_unordered yields Err(Closed) first");
+    assert!(is_closed(&first), "imap_unordered: {}", describe(&first));
+    assert!(unordered.next().is_none(), "imap_unordered ends");
+
+    // Closing twice is harmless.
+    pool.close();
+    assert!(is_closed(&pool.map(square, 0..3u64)));
+}
+
+fn close_lets_work_already_handed_over_finish<P: Pool>(pool: &P) {
+    let handle = pool.apply_async(slow_increment, (1,));
+    let many = pool.map_async(square, 0..100u64);
+    pool.close();
+    assert_eq!(handle.get().unwrap(), 2);
+    assert_eq!(many.get().unwrap(), squares(100));
+}
+
+fn join_waits_for_work_handed_over<P: Pool>(pool: &P) {
+    let mut handle = pool.apply_async(slow_increment, (41,));
+    pool.join();
+    assert!(handle.is_ready(), "join returned before the task had run");
+    assert_eq!(handle.get().unwrap(), 42);
+    let after = pool.map(square, 0..3u64);
+    assert!(is_closed(&after), "map after join: {}", describe(&after));
+}
+
+fn after_terminate_calls_are_refused<P: Pool>(pool: &P) {
+    assert_eq!(pool.apply(pow, (2, 2)).unwrap(), 4);
+    pool.terminate();
+    let map = pool.map(square, 0..3u64);
+    assert!(is_closed(&map), "map: {}", describe(&map));
+    let apply = pool.apply(pow, (1, 1));
+    assert!(is_closed(&apply), "apply: {}", describe(&apply));
+    let apply_async = pool.apply_async(pow, (1, 1)).get();
+    assert!(
+        is_closed(&apply_async),
+        "apply_async: {}",
+        describe(&apply_async)
+    );
+    let first = pool.imap(square, 0..3u64).next();
+    assert!(matches!(first, Some(Err(Error::Closed))), "imap: {first:?}");
+}
+
+fn a_dropped_handle_still_runs_its_task<P: Pool>(pool: &P) {
+    let path = fresh_path("dropped-handle");
+    drop(pool.apply_async(write_mark, (path.clone(),)));
+    pool.join();
+    let mark = std::fs::read(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        mark.ok().as_deref(),
+        Some(&b"ran"[..]),
+        "the task of a dropped handle did not run before join returned"
+    );
+}
+
+fn terminate_ends_an_imap_in_progress<P: Pool>(pool: &P) {
+    let mut results = pool.imap(square, 0u64..);
+    let first: Vec<u64> = results.by_ref().take(3).map(Result::unwrap).collect();
+    assert_eq!(first, [0, 1, 4]);
+    pool.terminate();
+    // What had come in before still comes out, then one `Closed`, then
+    // nothing: a bound far above any window shows the input stopped.
+    let rest: Vec<Result<u64, Error>> = results.by_ref().take(100_000).collect();
+    assert!(rest.len() < 100_000, "the imap went on after terminate");
+    let (last, before) = rest.split_last().expect("no Closed after terminate");
+    assert!(is_closed(last), "last: {}", describe(last));
+    for (i, result) in before.iter().enumerate() {
+        assert_eq!(result.as_ref().ok(), Some(&square(i as u64 + 3)));
+    }
+    assert!(results.next().is_none(), "results after Closed");
+}
+
+/// Only for pools that run work apart from the caller (a serial pool has
+/// finished `apply_async` by the time it returns).
+fn a_handle_is_not_ready_before_its_task_ends<P: Pool>(pool: &P) {
+    let mut handle = pool.apply_async(sleep_one_second, (9,));
+    assert!(!handle.is_ready(), "ready at once");
+    assert!(
+        !handle.wait_timeout(Duration::from_millis(100)),
+        "ready after 100 ms"
+    );
+    let started = Instant::now();
+    assert!(handle.wait_timeout(Duration::from_secs(10)));
+    assert!(started.elapsed() > Duration::from_millis(300));
+    assert_eq!(handle.get().unwrap(), 9);
+}
+
+/// Only for pools that run work apart from the caller.
+fn terminate_fails_calls_in_flight<P: Pool>(pool: &P) {
+    let handle = pool.apply_async(sleep_thirty_seconds, (1,));
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    pool.terminate();
+    let result = handle.get();
+    assert!(is_closed(&result), "in flight: {}", describe(&result));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "terminate and get took {:?}: the 30 s task was waited for",
+        started.elapsed()
+    );
+}
+
+// ---- one module per pool --------------------------------------------------
+
+macro_rules! pool_suite {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            pool_suite!(@tests $make;
+                map_keeps_input_order_for_10_000_items,
+                map_of_nothing_is_empty,
+                map_of_an_iterator_without_a_known_length,
+                starmap_spreads_tuples_into_arguments,
+                imap_yields_results_in_input_order,
+                imap_of_nothing_yields_nothing,
+                imap_reads_its_input_only_as_results_are_taken,
+                imap_of_an_endless_input_stops_when_the_caller_does,
+                imap_takes_a_borrowed_input,
+                imap_unordered_gives_every_index_once_with_its_value,
+                imap_unordered_of_an_endless_input_stops_when_the_caller_does,
+                map_async_gives_results_in_input_order,
+                map_async_reads_every_item_before_returning,
+                starmap_async_gives_results_in_input_order,
+                apply_runs_one_call,
+                apply_async_handles_resolve_in_any_order,
+                apply_async_becomes_ready,
+                a_panic_fails_its_item_only,
+                a_remote_factory_runs,
+                after_close_every_call_is_refused,
+                close_lets_work_already_handed_over_finish,
+                join_waits_for_work_handed_over,
+                after_terminate_calls_are_refused,
+                a_dropped_handle_still_runs_its_task,
+                terminate_ends_an_imap_in_progress,
+            );
+        }
+    };
+    (@tests $make:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                let pool = $make;
+                super::$test(&pool);
+            }
+        )*
+    };
+}
+
+pool_suite!(process, forkmap::ProcessPool::new(3).unwrap());
+pool_suite!(thread, forkmap::ThreadPool::new(3).unwrap());
+pool_suite!(serial, forkmap::SerialPool::new());
+
+// ---- what differs between pools -------------------------------------------
+
+#[test]
+fn workers_is_what_the_pool_was_made_with() {
+    assert_eq!(forkmap::ProcessPool::new(3).unwrap().workers(), 3);
+    assert_eq!(forkmap::ThreadPool::new(3).unwrap().workers(), 3);
+    assert_eq!(forkmap::SerialPool::new().workers(), 1);
+    assert_eq!(Pool::workers(&forkmap::ProcessPool::new(1).unwrap()), 1);
+}
+
+#[test]
+fn zero_workers_is_a_configuration_error() {
+    assert!(matches!(
+        forkmap::ProcessPool::new(0),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(forkmap::ThreadPool::new(0), Err(Error::Config(_))));
+}
+
+#[test]
+fn where_each_pool_runs_its_tasks() {
+    fn pid(_: u64) -> u32 {
+        std::process::id()
+    }
+    fn thread(_: u64) -> String {
+        format!("{:?}", std::thread::current().id())
+    }
+    let me = std::process::id();
+    let here = thread(0);
+    let process = forkmap::ProcessPool::new(2).unwrap();
+    assert!(process.map(pid, 0..20).unwrap().iter().all(|&p| p != me));
+    let threads = forkmap::ThreadPool::new(2).unwrap();
+    assert!(threads.map(pid, 0..20).unwrap().iter().all(|&p| p == me));
+    assert!(threads
+        .map(thread, 0..20)
+        .unwrap()
+        .iter()
+        .all(|t| *t != here));
+    let serial = forkmap::SerialPool::new();
+    assert!(serial.map(pid, 0..20).unwrap().iter().all(|&p| p == me));
+    assert!(serial
+        .map(thread, 0..20)
+        .unwrap()
+        .iter()
+        .all(|t| *t == here));
+}
+
+#[test]
+fn a_process_pool_handle_is_not_ready_before_its_task_ends() {
+    a_handle_is_not_ready_before_its_task_ends(&forkmap::ProcessPool::new(2).unwrap());
+}
+
+#[test]
+fn a_thread_pool_handle_is_not_ready_before_its_task_ends() {
+    a_handle_is_not_ready_before_its_task_ends(&forkmap::ThreadPool::new(2).unwrap());
+}
+
+#[test]
+fn process_pool_terminate_fails_calls_in_flight() {
+    terminate_fails_calls_in_flight(&forkmap::ProcessPool::new(2).unwrap());
+}
+
+#[test]
+fn thread_pool_terminate_fails_calls_in_flight() {
+    terminate_fails_calls_in_flight(&forkmap::ThreadPool::new(2).unwrap());
+}
