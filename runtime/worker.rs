@@ -99,7 +99,10 @@ fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Box<dyn Job>, Refusal>
     let start = entry::resolve(entry).map_err(Refusal::Unrunnable)?;
     match unwind::catch(|| start(setup)) {
         Ok(Ok(job)) => Ok(job),
-        Ok(Err(reason)) => Err(Refusal::Unrunnable(reason)),
+        Ok(Err(reason)) => Err(Refusal::Unrunnable(match entry {
+            entry::Entry::Named(name) => format!("`{name}`: {reason}"),
+            entry::Entry::Code(_) => reason,
+        })),
         Err(report) => Err(Refusal::FactoryPanicked(report)),
     }
 }
@@ -142,4 +145,127 @@ fn run_chunk(
         .map_err(Refusal::Unrunnable)?;
     frame::finish(out)
         .map_err(|e| Refusal::Unrunnable(format!("the chunk's results do not fit in a frame: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a worker does with frames that do not check out: each becomes a
+    //! refusal naming what was wrong, never a panic.
+
+    use super::*;
+    use crate::entry::Entry;
+
+    #[crate::remote(crate = crate)]
+    fn adder(n: u64) -> impl Fn(u64) -> u64 {
+        move |x| x + n
+    }
+
+    const ADDER: &str = "forkmap::worker::tests::adder";
+
+    fn frame(header: &ToWorker<'_>, tail: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        frame::begin(&mut buf, header);
+        buf.extend_from_slice(tail);
+        frame::finish(&mut buf).unwrap();
+        buf.split_off(4)
+    }
+
+    fn set_up(server: &mut Server, entry: Entry<'_>, setup: &[u8]) {
+        let call = frame(&ToWorker::Call { call: 1, entry }, setup);
+        assert!(server.handle(&call).unwrap().is_none());
+    }
+
+    /// Sends one chunk of call 1 and returns the worker's reply.
+    fn run(server: &mut Server, items: &[u8], count: u32) -> FromWorker {
+        let mut tail = items.to_vec();
+        tail.extend_from_slice(&count.to_le_bytes());
+        let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &tail);
+        let reply = server
+            .handle(&chunk)
+            .unwrap()
+            .expect("a chunk gets a reply");
+        frame::split::<FromWorker>(&reply[4..]).unwrap().0
+    }
+
+    fn refusal(reply: FromWorker) -> String {
+        match reply {
+            FromWorker::Refused {
+                reason: Refusal::Unrunnable(reason),
+                ..
+            } => reason,
+            other => panic!("expected an Unrunnable refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_factory_runs_from_its_name_and_arguments() {
+        let mut server = Server::default();
+        set_up(
+            &mut server,
+            Entry::Named(ADDER),
+            &postcard::to_stdvec(&(5u64,)).unwrap(),
+        );
+        let items = postcard::to_stdvec(&(10u64,)).unwrap();
+        assert!(matches!(
+            run(&mut server, &items, 1),
+            FromWorker::Done { call: 1, first: 0 }
+        ));
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_that_name() {
+        let mut server = Server::default();
+        set_up(&mut server, Entry::Named("no::such::factory"), &[]);
+        let reason = refusal(run(&mut server, &[], 1));
+        assert!(reason.contains("`no::such::factory`"), "{reason}");
+    }
+
+    #[test]
+    fn arguments_that_do_not_decode_are_refused_naming_the_factory() {
+        let mut server = Server::default();
+        // A u64 in postcard is a varint: 0xff bytes with no end never decode.
+        set_up(&mut server, Entry::Named(ADDER), &[0xff; 3]);
+        let reason = refusal(run(&mut server, &[], 1));
+        assert!(reason.contains(ADDER), "{reason}");
+        assert!(reason.contains("do not decode"), "{reason}");
+    }
+
+    #[test]
+    fn items_that_do_not_decode_are_refused() {
+        let mut server = Server::default();
+        set_up(
+            &mut server,
+            Entry::Named(ADDER),
+            &postcard::to_stdvec(&(5u64,)).unwrap(),
+        );
+        let reason = refusal(run(&mut server, &[0xff; 3], 1));
+        assert!(reason.contains("does not decode"), "{reason}");
+        // The worker stays usable: a good chunk of the same call runs.
+        let items = postcard::to_stdvec(&(1u64,)).unwrap();
+        assert!(matches!(
+            run(&mut server, &items, 1),
+            FromWorker::Done { .. }
+        ));
+    }
+
+    #[test]
+    fn a_chunk_of_a_call_never_set_up_is_refused() {
+        let mut server = Server::default();
+        let reason = refusal(run(&mut server, &[], 1));
+        assert!(reason.contains("not sent this call's function"), "{reason}");
+    }
+
+    #[test]
+    fn a_chunk_without_its_count_is_refused() {
+        let mut server = Server::default();
+        set_up(
+            &mut server,
+            Entry::Named(ADDER),
+            &postcard::to_stdvec(&(5u64,)).unwrap(),
+        );
+        let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &[1, 2]);
+        let reply = server.handle(&chunk).unwrap().unwrap();
+        let reason = refusal(frame::split::<FromWorker>(&reply[4..]).unwrap().0);
+        assert!(reason.contains("item count"), "{reason}");
+    }
 }
