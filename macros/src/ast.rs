@@ -205,7 +205,8 @@ fn upper_camel_case(ident: &Ident) -> String {
     }
 }
 
-fn unraw(ident: &Ident) -> String {
+/// An identifier as a string, without any `r#`.
+pub(crate) fn unraw(ident: &Ident) -> String {
     let name = ident.to_string();
     match name.strip_prefix("r#") {
         Some(name) => name.to_owned(),

@@ -10,7 +10,7 @@
 //!
 //! # Expansion
 //!
-//! ```ignore
+//! ```text
 //! /// Raises to a power.
 //! #[remote]
 //! pub fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
@@ -18,10 +18,13 @@
 //! }
 //! ```
 //!
-//! becomes (abridged: `__private` stands for `::forkmap::__private`, and
-//! `Result`, `Vec`, `Box`… for their absolute paths):
+//! becomes what `cargo expand` shows below, abridged: `__private` stands for
+//! `::forkmap::__private` (or `<crate path>::__private` with `crate = ...`),
+//! `serde` for `__private::serde`, and `Clone`, `Debug`, `Result`, `Vec`,
+//! `Box`, `String`… for their absolute `::core`/`::std` paths; long doc
+//! strings and repeated method bodies are cut short with `...`.
 //!
-//! ```ignore
+//! ```text
 //! /// Raises to a power.
 //! pub fn power_factory(y: u32) -> PowerFactory {
 //!     PowerFactory { y }
@@ -42,34 +45,101 @@
 //!             move |x| x.pow(y)
 //!         }
 //!     }
+//!
+//!     /// Runs the body of [`power_factory`] with a clone of these arguments
+//!     /// and calls the closure it returns once, in this process. (...)
+//!     #[allow(dead_code)]
+//!     pub fn call(&self, arg0: u64) -> u64
+//!     where
+//!         for<'__a> Self: Clone,
+//!     {
+//!         (Clone::clone(self).into_closure())(arg0)
+//!     }
+//! }
+//!
+//! // `Clone` and `Debug` as derived, but bounded on every argument's type
+//! // under `for<'__a>`, which defers the bound (trivial bounds are unstable):
+//! // with an argument that is not `Clone`, the impl, and so `call`, simply do
+//! // not apply, and the factory still compiles.
+//! #[automatically_derived]
+//! impl Clone for PowerFactory
+//! where
+//!     for<'__a> u32: Clone,
+//! {
+//!     #[inline]
+//!     fn clone(&self) -> Self {
+//!         PowerFactory { y: Clone::clone(&self.y) }
+//!     }
+//! }
+//!
+//! #[automatically_derived]
+//! impl Debug for PowerFactory
+//! where
+//!     for<'__a> u32: Debug,
+//! {
+//!     fn fmt(&self, formatter: &mut Formatter<'_>) -> fmt::Result {
+//!         formatter.debug_struct("PowerFactory").field("y", &self.y).finish()
+//!     }
 //! }
 //!
 //! const _: () = {
-//!     // One assertion per factory argument and per closure argument and
-//!     // result, spanned at that type: the only place where a type that
-//!     // cannot travel is reported.
+//!     // One assertion per factory argument, spanned at its type: the only
+//!     // place where an argument type that cannot travel is reported.
 //!     fn __wire<T: ?Sized + __private::Wire>() {}
 //!     const _: fn() = __wire::<u32>;
-//!     const _: fn() = __wire::<u64>;
-//!     const _: fn() = __wire::<u64>;
 //!
 //!     // `Serialize` and `Deserialize` as the tuple `(y,)`. Each field goes
 //!     // through `__Field`, whose impls pick serde's by autoref
 //!     // specialization, or an error-returning stand-in when the field's type
 //!     // is not serde: so these impls never add errors of their own.
 //!     struct __Field<T>(PhantomData<T>);
-//!     trait __Travels { /* __encode, __decode */ }
-//!     impl<T: Serialize + DeserializeOwned> __Travels for __Field<T> { /* serde */ }
-//!     trait __Stays { /* __encode, __decode */ }
-//!     impl<T> __Stays for &__Field<T> { /* Err(..) */ }
-//!     impl __private::serde::Serialize for PowerFactory { /* ... */ }
-//!     impl<'de> __private::serde::Deserialize<'de> for PowerFactory { /* ... */ }
+//!     trait __Travels { /* type Value; fn __encode(..); fn __decode(..); */ }
+//!     impl<T: serde::Serialize + serde::de::DeserializeOwned> __Travels for __Field<T> {
+//!         /* serialize_element, next_element */
+//!     }
+//!     trait __Stays { /* the same methods */ }
+//!     impl<T> __Stays for &__Field<T> { /* Err("this type cannot travel ...") */ }
 //!
+//!     #[automatically_derived]
+//!     impl serde::Serialize for PowerFactory {
+//!         fn serialize<__S: serde::Serializer>(&self, serializer: __S)
+//!             -> Result<__S::Ok, __S::Error> {
+//!             let mut tuple = serde::Serializer::serialize_tuple(serializer, 1usize)?;
+//!             (&__Field::<u32>(PhantomData)).__encode(&self.y, &mut tuple)?;
+//!             serde::ser::SerializeTuple::end(tuple)
+//!         }
+//!     }
+//!
+//!     #[automatically_derived]
+//!     impl<'de> serde::Deserialize<'de> for PowerFactory {
+//!         fn deserialize<__D: serde::Deserializer<'de>>(deserializer: __D)
+//!             -> Result<Self, __D::Error> {
+//!             struct __Visitor;
+//!             impl<'de> serde::de::Visitor<'de> for __Visitor {
+//!                 type Value = PowerFactory;
+//!                 // expecting: "the arguments of `power_factory`"
+//!                 fn visit_seq<__A: serde::de::SeqAccess<'de>>(self, mut seq: __A)
+//!                     -> Result<PowerFactory, __A::Error> {
+//!                     Ok(PowerFactory {
+//!                         y: (&__Field::<u32>(PhantomData)).__decode(&mut seq, 0usize, &self)?,
+//!                     })
+//!                 }
+//!             }
+//!             serde::Deserializer::deserialize_tuple(deserializer, 1usize, __Visitor)
+//!         }
+//!     }
+//!
+//!     // The same assertion for each closure argument and for its result.
+//!     const _: fn() = __wire::<u64>;
+//!     const _: fn() = __wire::<u64>;
+//!
+//!     // The wire name: "my_crate::power_factory" for a factory at the root
+//!     // of `my_crate`.
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
 //!
-//!     // `for<'__a>` defers the bound (trivial bounds are unstable): with a
-//!     // result that cannot travel the impl does not apply, and only the
-//!     // `__wire` assertion reports it.
+//!     // Applies only when the result can travel: otherwise its `__wire`
+//!     // assertion says so, and `Task`'s bounds on `Output` add nothing.
+//!     #[automatically_derived]
 //!     impl ::forkmap::Task<(u64,)> for PowerFactory
 //!     where
 //!         for<'__a> u64: __private::Wire,
@@ -84,16 +154,20 @@
 //!     // The closure becomes a job the same way: `__IntoJob` where its types
 //!     // travel, an error-returning `__Stuck` stand-in otherwise.
 //!     struct __Closure<__C>(__C);
+//!     trait __IntoJob {
+//!         fn __into_job(self) -> Result<Box<dyn __private::Job>, String>;
+//!     }
 //!     impl<__C: FnMut(u64) -> u64 + 'static> __IntoJob for __Closure<__C>
 //!     where
-//!         for<'__a> (u64,): DeserializeOwned,
-//!         for<'__a> u64: Serialize,
+//!         for<'__a> (u64,): serde::de::DeserializeOwned,
+//!         for<'__a> u64: serde::Serialize,
 //!     {
 //!         fn __into_job(self) -> Result<Box<dyn __private::Job>, String> {
 //!             Ok(__private::job::<(u64,), __C>(self.0))
 //!         }
 //!     }
-//!     impl<__C> __Stuck for &__Closure<__C> { /* Err(..) */ }
+//!     trait __Stuck { /* the same method */ }
+//!     impl<__C> __Stuck for &__Closure<__C> { /* Err("this closure's ...") */ }
 //!
 //!     // What a worker runs to rebuild the closure from the bytes of a
 //!     // `PowerFactory`.
@@ -102,6 +176,7 @@
 //!         __Closure(factory.into_closure()).__into_job()
 //!     }
 //!
+//!     // Registered at link time, for workers to find by `__NAME`.
 //!     #[__private::linkme::distributed_slice(__private::REMOTES)]
 //!     #[linkme(crate = __private::linkme)]
 //!     static __ENTRY: __private::RemoteEntry = __private::RemoteEntry {
@@ -112,8 +187,10 @@
 //! ```
 //!
 //! Names generated inside the `const _` block start with `__`, so they do not
-//! shadow the user's types there; the struct and its impl carry the
-//! function's `#[cfg]` attributes.
+//! shadow the user's types there. The constructor keeps every attribute of the
+//! function (doc comments, `#[inline]`, `#[must_use]`, lint levels…); the
+//! struct, its impls and the `const _` block carry only the function's
+//! `#[cfg]` attributes, so that everything exists only with the factory.
 //!
 //! # Options
 //!
@@ -155,6 +232,34 @@ use quote::ToTokens as _;
 ///
 /// See the [crate documentation](crate) for what it generates, and
 /// `forkmap::remote` for how to use it.
+///
+/// # Per-worker state
+///
+/// Each worker runs the factory body once per pool call, so statements before
+/// the closure (building a lookup table, opening a file) run once per worker
+/// per call, and their result serves every item that worker gets in that
+/// call. With `impl FnMut`, the closure's mutable state likewise lives in the
+/// worker for the whole call: a counter returns 1, 2, 3… over the items one
+/// worker runs, in input order, but each worker counts separately, and the
+/// next call starts over with a new closure. Do not rely on state shared
+/// between workers or between calls.
+///
+/// # Local use
+///
+/// The struct has `into_closure(self)`, which runs the factory body here and
+/// returns the closure, and `call(&self, ..)`, which does the same with a
+/// clone of the arguments and calls the closure once (each `call` starts
+/// afresh). The struct implements `Clone` and `Debug` (printed like a derived
+/// `Debug`: `PowerFactory { y: 2 }`) when every argument type does; `call`
+/// exists only when it is `Clone`.
+///
+/// # Generic factories
+///
+/// A factory cannot have generic parameters (nor a `where` clause): a worker
+/// finds the factory by name and rebuilds its closure from bytes, so every
+/// type must be known where the factory is defined. Write one factory per
+/// type (`scale_u64`, `scale_f64`), or take the value as an argument of a
+/// concrete serde type, such as an enum of the types you need.
 #[proc_macro_attribute]
 pub fn remote(args: TokenStream, input: TokenStream) -> TokenStream {
     expand(args.into(), input.into()).into()

@@ -39,7 +39,7 @@ impl Factory<'_> {
             errors.push(
                 unsafety,
                 "a #[remote] factory cannot be an `unsafe fn`: workers call it with no caller \
-                 to uphold its contract; make it safe and put `unsafe { .. }` blocks inside",
+                 to uphold its contract; make it a safe fn and use `unsafe` blocks in its body",
             );
         }
         if let Some(abi) = &sig.abi {
@@ -58,11 +58,16 @@ impl Factory<'_> {
         }
         let generics = &sig.generics;
         if !generics.params.is_empty() {
+            let name = &sig.ident;
             errors.push(
                 generics,
-                "generic factories are not supported: a worker must know the concrete types to \
-                 rebuild the closure from bytes; write the factory for concrete types (one \
-                 factory per type, or an enum argument)",
+                format!(
+                    "a #[remote] factory cannot be generic: a worker finds the factory by name \
+                     and rebuilds its closure from bytes, so every type must be concrete where \
+                     the factory is defined; write one factory per type (`{name}_u64`, \
+                     `{name}_f64`), or take the value as an argument of a concrete serde type, \
+                     such as an enum of the types you need"
+                ),
             );
         }
         if let Some(where_clause) = &generics.where_clause {
