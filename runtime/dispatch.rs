@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 use crate::error::{Death, Error};
 use crate::frame::{self, Fill, FromWorker, Inbox, Received, Refusal};
 use crate::platform::{self, Private};
-use crate::worker;
+use crate::{unwind, worker};
 
 /// How many chunks a worker holds at once: one running, one waiting in its
 /// channel, so it never waits on the parent between chunks.
@@ -263,6 +263,7 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     /// Starts the thread and the crew's workers from it.
     pub(crate) fn start(crew: Crew) -> Result<Self, Error> {
+        unwind::install_hook();
         let (wake, woken) = platform::private_pair().map_err(Error::Spawn)?;
         let link = Arc::new(Link {
             inbound: Mutex::default(),

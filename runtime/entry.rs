@@ -2,10 +2,12 @@
 //!
 //! Two kinds of entry travel on the wire:
 //!
-//! - [`Entry::Named`]: a `#[remote]` factory, by its stable name (module path
-//!   and function name). Every `#[remote]` item registers its start function
-//!   in [`REMOTES`] at link time, so a worker looks the name up; a name it does
-//!   not know is a clear error that names the function.
+//! - [`Entry::Named`]: a `#[remote]` factory, by its stable key (module path,
+//!   function name, and the line and column of `#[remote]`, since two
+//!   factories of one name can share a module path inside two functions).
+//!   Every `#[remote]` item registers its start function in [`REMOTES`] at
+//!   link time, so a worker looks the key up; a key it does not know is a
+//!   clear error that names the function.
 //! - [`Entry::Code`]: a plain function or a closure that captures nothing. Such
 //!   a type is monomorphic code with no registry entry, so the parent sends the
 //!   offset of its start function from [`anchor`], and the worker turns the
@@ -25,9 +27,13 @@ use crate::task::CallWith;
 /// Builds the job a worker runs from the data the task carries.
 pub type StartFn = fn(&[u8]) -> Result<Box<dyn Job>, String>;
 
-/// A `#[remote]` factory's registration: its wire name and start function.
+/// A `#[remote]` factory's registration: its wire key, name and start
+/// function.
 #[derive(Debug)]
 pub struct RemoteEntry {
+    /// The name and where `#[remote]` stands, e.g.
+    /// `my_crate::models::power_factory@12:1`: unique in a program.
+    pub key: &'static str,
     /// Module path and function name, e.g. `my_crate::models::power_factory`.
     pub name: &'static str,
     /// Decodes the factory's arguments and runs its body.
@@ -41,7 +47,7 @@ pub static REMOTES: [RemoteEntry];
 /// Where a worker finds a task's code, as sent on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Entry<'a> {
-    /// A `#[remote]` factory, looked up by name in [`REMOTES`].
+    /// A `#[remote]` factory, looked up by key in [`REMOTES`].
     Named(&'a str),
     /// A start function at this offset from [`anchor`].
     Code(i64),
@@ -57,12 +63,13 @@ pub struct Described {
 /// Describes a `#[remote]` value: appends its fields to `setup`.
 pub fn describe_remote<T: Serialize>(
     value: &T,
+    key: &'static str,
     name: &'static str,
     setup: &mut Vec<u8>,
 ) -> Result<Described, postcard::Error> {
     frame::encode_into(value, setup)?;
     Ok(Described {
-        entry: Entry::Named(name),
+        entry: Entry::Named(key),
         name,
     })
 }
@@ -128,12 +135,12 @@ fn anchor_address() -> i64 {
 /// Finds the start function of an entry received from the parent.
 pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
     match entry {
-        Entry::Named(name) => REMOTES
+        Entry::Named(key) => REMOTES
             .iter()
-            .find(|remote| remote.name == name)
+            .find(|remote| remote.key == key)
             .map(|remote| remote.start)
             .ok_or_else(|| {
-                format!("no #[remote] factory named `{name}` is linked into the worker's program")
+                format!("no #[remote] factory `{key}` is linked into the worker's program")
             }),
         Entry::Code(offset) => {
             let address = anchor_address().wrapping_add(offset) as usize;

@@ -22,7 +22,13 @@ static HOOK: Once = Once::new();
 /// so the hook records the location instead of printing it. Panics anywhere
 /// else go to the hook that was there before, so a program's own hook keeps
 /// working beside a thread or serial pool.
-fn install_hook() {
+///
+/// A pool calls this before it forks any worker, so that a worker never
+/// swaps the hook itself: that takes the hook's lock for writing, and
+/// another thread of the parent may have held that lock (while it was
+/// panicking) at the moment of the fork, leaving the worker's copy locked
+/// for good.
+pub(crate) fn install_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {

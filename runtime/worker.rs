@@ -160,7 +160,14 @@ mod tests {
         move |x| x + n
     }
 
-    const ADDER: &str = "forkmap::worker::tests::adder";
+    /// `adder`'s wire key, which also holds its name.
+    fn adder_key() -> &'static str {
+        crate::entry::REMOTES
+            .iter()
+            .find(|remote| remote.name == "forkmap::worker::tests::adder")
+            .expect("adder is registered")
+            .key
+    }
 
     fn frame(header: &ToWorker<'_>, tail: &[u8]) -> Vec<u8> {
         let mut buf = Vec::new();
@@ -202,7 +209,7 @@ mod tests {
         let mut server = Server::default();
         set_up(
             &mut server,
-            Entry::Named(ADDER),
+            Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let items = postcard::to_stdvec(&(10u64,)).unwrap();
@@ -224,9 +231,9 @@ mod tests {
     fn arguments_that_do_not_decode_are_refused_naming_the_factory() {
         let mut server = Server::default();
         // A u64 in postcard is a varint: 0xff bytes with no end never decode.
-        set_up(&mut server, Entry::Named(ADDER), &[0xff; 3]);
+        set_up(&mut server, Entry::Named(adder_key()), &[0xff; 3]);
         let reason = refusal(run(&mut server, &[], 1));
-        assert!(reason.contains(ADDER), "{reason}");
+        assert!(reason.contains("forkmap::worker::tests::adder"), "{reason}");
         assert!(reason.contains("do not decode"), "{reason}");
     }
 
@@ -235,7 +242,7 @@ mod tests {
         let mut server = Server::default();
         set_up(
             &mut server,
-            Entry::Named(ADDER),
+            Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let reason = refusal(run(&mut server, &[0xff; 3], 1));
@@ -260,7 +267,7 @@ mod tests {
         let mut server = Server::default();
         set_up(
             &mut server,
-            Entry::Named(ADDER),
+            Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &[1, 2]);

@@ -536,6 +536,31 @@ fn same_named_factories_in_two_modules_do_not_clash() {
     assert_eq!(pool.apply(x, (4,)).unwrap(), 12);
 }
 
+/// Two factories named `local`, each inside its own function of this module:
+/// one module path, one name, told apart by where `#[remote]` stands.
+fn times_local(pool: &ProcessPool) -> Vec<i64> {
+    #[remote]
+    fn local(k: i64) -> impl Fn(i64) -> i64 {
+        move |x| x * k
+    }
+    pool.map(local(10), [1, 2]).unwrap()
+}
+
+fn plus_local(pool: &ProcessPool) -> Vec<i64> {
+    #[remote]
+    fn local(k: i64) -> impl Fn(i64) -> i64 {
+        move |x| x + k
+    }
+    pool.map(local(10), [1, 2]).unwrap()
+}
+
+#[test]
+fn same_named_factories_in_two_functions_of_one_module_do_not_clash() {
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(times_local(&pool), [10, 20]);
+    assert_eq!(plus_local(&pool), [11, 12]);
+}
+
 // ---------------------------------------------------------------------------
 // Local use: `call`, `into_closure`, `Clone` and `Debug`.
 

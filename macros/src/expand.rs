@@ -393,6 +393,17 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
 
         const __NAME: &::core::primitive::str =
             ::core::concat!(::core::module_path!(), "::", #name);
+        // Two factories of one name can share a module path (each inside its
+        // own function); where `#[remote]` stands tells them apart.
+        const __KEY: &::core::primitive::str = ::core::concat!(
+            ::core::module_path!(),
+            "::",
+            #name,
+            "@",
+            ::core::line!(),
+            ":",
+            ::core::column!()
+        );
 
         // Applies only when the result can travel: otherwise its `__wire`
         // assertion says so, and `Task`'s bounds on `Output` add nothing.
@@ -407,7 +418,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
                 &self,
                 setup: &mut ::std::vec::Vec<::core::primitive::u8>,
             ) -> ::core::result::Result<#private::Described, #private::EncodeError> {
-                #private::describe_remote(self, __NAME, setup)
+                #private::describe_remote(self, __KEY, __NAME, setup)
             }
         }
 
@@ -450,6 +461,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
         #[#private::linkme::distributed_slice(#private::REMOTES)]
         #[linkme(crate = #private::linkme)]
         static __ENTRY: #private::RemoteEntry = #private::RemoteEntry {
+            key: __KEY,
             name: __NAME,
             start: __start,
         };

@@ -133,9 +133,12 @@
 //!     const _: fn() = __wire::<u64>;
 //!     const _: fn() = __wire::<u64>;
 //!
-//!     // The wire name: "my_crate::power_factory" for a factory at the root
-//!     // of `my_crate`.
+//!     // The name errors carry: "my_crate::power_factory" for a factory at
+//!     // the root of `my_crate`; and the wire key, which adds where
+//!     // `#[remote]` stands ("my_crate::power_factory@3:1"), since two
+//!     // factories of one name can share a module path inside two functions.
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
+//!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!());
 //!
 //!     // Applies only when the result can travel: otherwise its `__wire`
 //!     // assertion says so, and `Task`'s bounds on `Output` add nothing.
@@ -147,7 +150,7 @@
 //!         type Output = u64;
 //!         fn __describe(&self, setup: &mut Vec<u8>)
 //!             -> Result<__private::Described, __private::EncodeError> {
-//!             __private::describe_remote(self, __NAME, setup)
+//!             __private::describe_remote(self, __KEY, __NAME, setup)
 //!         }
 //!     }
 //!
@@ -176,10 +179,11 @@
 //!         __Closure(factory.into_closure()).__into_job()
 //!     }
 //!
-//!     // Registered at link time, for workers to find by `__NAME`.
+//!     // Registered at link time, for workers to find by `__KEY`.
 //!     #[__private::linkme::distributed_slice(__private::REMOTES)]
 //!     #[linkme(crate = __private::linkme)]
 //!     static __ENTRY: __private::RemoteEntry = __private::RemoteEntry {
+//!         key: __KEY,
 //!         name: __NAME,
 //!         start: __start,
 //!     };
