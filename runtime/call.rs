@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::board::Board;
 use crate::chunk::{ChunkPlan, CHUNK_BYTES};
 use crate::dispatch::{Call, Chunk, Failure, Link, Reply, WakerSlot};
 use crate::error::Error;
@@ -71,22 +72,29 @@ where
     }
 }
 
+/// A serial call's worker: what a worker process runs, in this thread.
+struct Here {
+    server: Server,
+    board: Board,
+    /// Set when the pool is terminated.
+    terminated: Arc<AtomicBool>,
+}
+
 /// Where a call's chunks run.
 pub(crate) enum Runner {
     /// On a dispatcher's workers.
     Pool(Arc<Link>),
     /// At once in this thread, by the code a worker runs, until the flag
     /// says the pool was terminated.
-    Here(Box<Server>, Arc<AtomicBool>),
+    Here(Arc<AtomicBool>),
 }
 
 /// A call's input: read only as results are taken, so that at most
 /// `window` chunks are out at once and an endless input runs in bounded
 /// memory.
 struct Source<'a> {
-    /// Where chunks run, for a serial call: its closure, and whether the
-    /// pool was terminated.
-    here: Option<(Box<Server>, Arc<AtomicBool>)>,
+    /// Where chunks run, for a serial call.
+    here: Option<Box<Here>>,
     feed: Option<Box<dyn Feed + 'a>>,
     plan: ChunkPlan,
     window: usize,
@@ -102,8 +110,9 @@ pub(crate) struct Results {
     function: &'static str,
     replies: Receiver<Reply>,
     waker: Arc<WakerSlot>,
-    /// Chunks sent to the dispatcher whose replies have not come.
-    in_flight: usize,
+    /// Chunks sent to the dispatcher whose items have not all come back:
+    /// first index, and how many items are still to come.
+    open: BTreeMap<u64, u32>,
     /// Replies not yet handed out, by first index.
     arrived: BTreeMap<u64, Reply>,
     current: Option<Decoding>,
@@ -161,6 +170,7 @@ impl<'a> Running<'a> {
             &ToWorker::Call {
                 call: id,
                 entry: described.entry,
+                timed: false,
             },
         );
         setup_frame.extend_from_slice(&setup);
@@ -175,13 +185,22 @@ impl<'a> Running<'a> {
                 link.open(call);
                 (Some(link), None)
             }
-            Runner::Here(mut server, terminated) => {
-                server.handle(&call.setup[4..]).map_err(|e| Error::Codec {
-                    function: described.name.to_owned(),
-                    what: "set the call up".into(),
-                    reason: e.to_string(),
-                })?;
-                (None, Some((server, terminated)))
+            Runner::Here(terminated) => {
+                let mut here = Box::new(Here {
+                    server: Server::new(false),
+                    board: Board::default(),
+                    terminated,
+                });
+                // Setting a call up sends no reply.
+                let mut no_reply = |_: &[u8]| Ok(());
+                here.server
+                    .handle(&call.setup[4..], &here.board, &mut no_reply)
+                    .map_err(|e| Error::Codec {
+                        function: described.name.to_owned(),
+                        what: "set the call up".into(),
+                        reason: e.to_string(),
+                    })?;
+                (None, Some(here))
             }
         };
         let mut running = Running {
@@ -198,7 +217,7 @@ impl<'a> Running<'a> {
                 function: described.name,
                 replies,
                 waker,
-                in_flight: 0,
+                open: BTreeMap::new(),
                 arrived: BTreeMap::new(),
                 current: None,
                 next_index: 0,
@@ -241,14 +260,14 @@ impl<'a> Running<'a> {
 impl Source<'_> {
     /// Sends chunks until `window` are out or the input ends.
     fn top_up(&mut self, results: &mut Results) {
-        if let Some((_, terminated)) = &self.here {
-            if self.feed.is_some() && terminated.load(Ordering::Acquire) {
+        if let Some(here) = &self.here {
+            if self.feed.is_some() && here.terminated.load(Ordering::Acquire) {
                 // What a dispatcher's end does to a pooled call.
                 self.feed = None;
                 results.cut_off = true;
             }
         }
-        while results.in_flight + results.arrived.len() < self.window {
+        while results.open.len() + results.arrived.len() < self.window {
             let Some(feed) = &mut self.feed else { return };
             let first = self.next_first;
             let mut buf = Vec::new();
@@ -275,7 +294,7 @@ impl Source<'_> {
                             frame: Arc::new(buf),
                         };
                         match &mut self.here {
-                            Some((server, _)) => results.run_here(server, chunk),
+                            Some(here) => results.run_here(here, chunk),
                             None => results.send(chunk),
                         }
                     }
@@ -368,14 +387,13 @@ impl Results {
     /// Waits for one reply. `None` when no reply is to come; `Err` when the
     /// dispatcher went away, which also ends the input.
     fn receive(&mut self, source: Option<&mut Source<'_>>) -> Option<Result<(), Error>> {
-        if self.in_flight == 0 {
+        if self.open.is_empty() {
             self.close();
             return std::mem::take(&mut self.cut_off).then_some(Err(Error::Closed));
         }
         match self.replies.recv() {
             Ok(reply) => {
-                self.in_flight -= 1;
-                self.arrived.insert(reply.first(), reply);
+                self.take_in(reply);
                 Some(Ok(()))
             }
             Err(_) => {
@@ -383,7 +401,7 @@ impl Results {
                 if let Some(source) = source {
                     source.feed = None;
                 }
-                self.in_flight = 0;
+                self.open.clear();
                 self.arrived.clear();
                 self.current = None;
                 self.close();
@@ -395,7 +413,7 @@ impl Results {
     /// Takes in the replies that have come, waiting as `wait` allows;
     /// true once every reply is in.
     pub(crate) fn pump(&mut self, wait: Wait) -> bool {
-        while self.in_flight > 0 {
+        while !self.open.is_empty() {
             let received = match wait {
                 Wait::No => self
                     .replies
@@ -407,10 +425,7 @@ impl Results {
                     .map_err(|e| e == RecvTimeoutError::Timeout),
             };
             match received {
-                Ok(reply) => {
-                    self.in_flight -= 1;
-                    self.arrived.insert(reply.first(), reply);
-                }
+                Ok(reply) => self.take_in(reply),
                 Err(true) => return false,
                 // Gone: decoding will say the pool closed.
                 Err(false) => return true,
@@ -426,25 +441,42 @@ impl Results {
 
     fn send(&mut self, chunk: Chunk) {
         if let Some(link) = &self.link {
+            self.open.insert(chunk.first, chunk.count);
             link.run(chunk);
-            self.in_flight += 1;
         }
     }
 
-    /// Runs a chunk in this thread, as a worker would.
-    fn run_here(&mut self, server: &mut Server, chunk: Chunk) {
-        let reply = server
-            .handle(&chunk.frame[4..])
-            .map_err(|e| e.to_string())
-            .and_then(|reply| {
-                let frame = Received::whole(reply.unwrap_or_default().to_vec());
-                Reply::from_frame(frame, chunk.count)
-            });
-        match reply {
-            Ok((_, reply)) => {
-                self.arrived.insert(chunk.first, reply);
+    /// Takes in a reply from the dispatcher, and counts its items as come.
+    fn take_in(&mut self, reply: Reply) {
+        let first = reply.first();
+        if let Some((&chunk, left)) = self.open.range_mut(..=first).next_back() {
+            *left = left.saturating_sub(reply.count());
+            if *left == 0 {
+                self.open.remove(&chunk);
             }
-            Err(reason) => self.fail_here(chunk.first, chunk.count, reason),
+        }
+        self.arrived.insert(first, reply);
+    }
+
+    /// Runs a chunk in this thread, as a worker would.
+    fn run_here(&mut self, here: &mut Here, chunk: Chunk) {
+        let mut replies = Vec::new();
+        let handled = here
+            .server
+            .handle(&chunk.frame[4..], &here.board, &mut |reply: &[u8]| {
+                replies.push(Reply::from_frame(Received::whole(reply.to_vec())));
+                Ok(())
+            });
+        if let Err(e) = handled {
+            return self.fail_here(chunk.first, chunk.count, e.to_string());
+        }
+        for reply in replies {
+            match reply {
+                Ok((_, reply, _)) => {
+                    self.arrived.insert(reply.first(), reply);
+                }
+                Err(reason) => return self.fail_here(chunk.first, chunk.count, reason),
+            }
         }
     }
 
@@ -576,6 +608,15 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             function,
             index,
             death: *death,
+        },
+        Failure::DiedSettingUp { death, initializer } => Error::Setup {
+            function,
+            index,
+            reason: if *initializer {
+                format!("the worker {death} while it ran the pool's initializer")
+            } else {
+                format!("the worker {death} while it ran the factory")
+            },
         },
         Failure::Refused(Refusal::FactoryPanicked(panic)) => Error::Setup {
             function,

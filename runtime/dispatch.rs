@@ -17,9 +17,10 @@ use std::thread::{self, JoinHandle};
 
 use nix::unistd::Pid;
 
+use crate::board::{Doing, INITIALIZER};
 use crate::error::{Death, Error};
-use crate::frame::{self, Fill, FromWorker, Inbox, Received, Refusal};
-use crate::platform::{self, Private};
+use crate::frame::{self, Fill, FromWorker, Inbox, Received, Refusal, ToWorker};
+use crate::platform::{self, Private, SharedBoard};
 use crate::{unwind, worker};
 
 /// How many chunks a worker holds at once: one running, one waiting in its
@@ -113,12 +114,24 @@ impl Reply {
         }
     }
 
-    /// Reads a worker's reply to a chunk of `count` items; returns the call
-    /// it names too.
-    pub(crate) fn from_frame(frame: Received, count: u32) -> Result<(u64, Reply), String> {
+    /// The number of items it covers.
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            Reply::Done { count, .. } | Reply::Failed { count, .. } => *count,
+        }
+    }
+
+    /// Reads a worker's reply frame: the call it names, the reply, and for
+    /// a `Done` reply where the next item's arguments start in its chunk.
+    pub(crate) fn from_frame(frame: Received) -> Result<(u64, Reply, Option<u32>), String> {
         let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
         Ok(match header {
-            FromWorker::Done { call, first } => {
+            FromWorker::Done {
+                call,
+                first,
+                count,
+                upto,
+            } => {
                 let outcomes = frame.body().len() - tail.len();
                 let reply = Reply::Done {
                     first,
@@ -126,11 +139,12 @@ impl Reply {
                     frame,
                     outcomes,
                 };
-                (call, reply)
+                (call, reply, Some(upto))
             }
             FromWorker::Refused {
                 call,
                 first,
+                count,
                 reason,
             } => {
                 let reply = Reply::Failed {
@@ -138,7 +152,7 @@ impl Reply {
                     count,
                     failure: Failure::Refused(reason),
                 };
-                (call, reply)
+                (call, reply, None)
             }
         })
     }
@@ -149,8 +163,11 @@ impl Reply {
 pub(crate) enum Failure {
     /// The worker could not set the call up.
     Refused(Refusal),
-    /// The worker died while running the chunk.
+    /// The worker died while running the item.
     Died(Death),
+    /// The worker died while building the call's closure, or while running
+    /// the pool's initializer.
+    DiedSettingUp { death: Death, initializer: bool },
     /// No worker could be started to run it.
     Spawn(String),
     /// An item could not be encoded, or a reply did not check out.
@@ -339,6 +356,123 @@ impl Drop for Dispatcher {
 struct Held {
     call: Arc<Call>,
     chunk: Chunk,
+    /// How many of its items have been replied to.
+    done: u32,
+    /// Where the arguments of the first item not replied to start, among
+    /// the chunk's encoded items.
+    upto: usize,
+}
+
+impl Held {
+    /// Where the chunk's encoded items are in its frame.
+    fn items(&self) -> &[u8] {
+        chunk_items(&self.chunk.frame)
+    }
+
+    /// The index of the first item not replied to, and the end of the chunk.
+    fn rest(&self) -> (u64, u64) {
+        let first = self.chunk.first;
+        (
+            first + u64::from(self.done),
+            first + u64::from(self.chunk.count),
+        )
+    }
+
+    /// A failure of every item not replied to.
+    fn fail_rest(&self, failure: Failure) -> Reply {
+        let (first, end) = self.rest();
+        Reply::Failed {
+            first,
+            count: (end - first) as u32,
+            failure,
+        }
+    }
+
+    /// What the death of the worker running this chunk means, given what it
+    /// last posted on its board: the replies that fail items, while the items
+    /// to run again go to `again`.
+    ///
+    /// The item it was running is charged with the death. Items of the chunk
+    /// that ran before it, and whose results died with the worker, run again,
+    /// and so do the items after it. A worker that died building the call's
+    /// closure fails the whole rest of the chunk, and so does one that died
+    /// before it ever replied (it could not even start).
+    fn after_death(
+        &self,
+        doing: Doing,
+        death: Death,
+        replied: bool,
+        again: &mut Vec<Chunk>,
+    ) -> Vec<Reply> {
+        let (first, end) = self.rest();
+        let items = self.items().len();
+        let mut failed = Vec::new();
+        let mut rerun = |from: u64, to: u64, bytes: std::ops::Range<usize>| {
+            if from < to {
+                match self.part(from, to, bytes) {
+                    Some(chunk) => again.push(chunk),
+                    None => failed.push(Reply::Failed {
+                        first: from,
+                        count: (to - from) as u32,
+                        failure: Failure::Codec("the worker's progress did not check out".into()),
+                    }),
+                }
+            }
+        };
+        match doing {
+            Doing::Running(item)
+                if item.call == self.call.id && (first..end).contains(&item.index) =>
+            {
+                rerun(first, item.index, self.upto..item.start as usize);
+                rerun(item.index + 1, end, item.end as usize..items);
+                failed.push(Reply::Failed {
+                    first: item.index,
+                    count: 1,
+                    failure: Failure::Died(death),
+                });
+            }
+            Doing::SettingUp { call } if call == self.call.id || call == INITIALIZER => {
+                failed.push(self.fail_rest(Failure::DiedSettingUp {
+                    death,
+                    initializer: call == INITIALIZER,
+                }));
+            }
+            _ if !replied => failed.push(self.fail_rest(Failure::Died(death))),
+            _ => rerun(first, end, self.upto..items),
+        }
+        failed
+    }
+
+    /// A chunk of the items `from..to` of this one (absolute indices), whose
+    /// arguments are at `bytes` among its encoded items.
+    fn part(&self, from: u64, to: u64, bytes: std::ops::Range<usize>) -> Option<Chunk> {
+        let mut buf = Vec::with_capacity(bytes.len() + 32);
+        frame::begin(
+            &mut buf,
+            &ToWorker::Chunk {
+                call: self.chunk.call,
+                first: from,
+            },
+        );
+        buf.extend_from_slice(self.items().get(bytes)?);
+        let count = u32::try_from(to - from).ok()?;
+        buf.extend_from_slice(&count.to_le_bytes());
+        frame::finish(&mut buf).ok()?;
+        Some(Chunk {
+            call: self.chunk.call,
+            first: from,
+            count,
+            frame: Arc::new(buf),
+        })
+    }
+}
+
+/// The encoded items of a chunk frame: after its header, before its count.
+fn chunk_items(frame: &[u8]) -> &[u8] {
+    match frame::split::<ToWorker<'_>>(&frame[4..]) {
+        Ok((_, tail)) => &tail[..tail.len().saturating_sub(4)],
+        Err(_) => &[],
+    }
 }
 
 /// A frame on its way to a worker.
@@ -382,21 +516,30 @@ struct Worker {
     retiring: bool,
     /// Writing failed: the worker is gone, and its end-of-file is coming.
     broken: bool,
+    /// Where the worker posts what it is doing.
+    board: Arc<SharedBoard>,
+    /// Whether it has ever replied: a worker that dies before it has is
+    /// charged with its chunk even when it was not running an item, so that
+    /// a worker that cannot start at all does not make the pool respawn it
+    /// forever.
+    replied: bool,
 }
 
 impl Worker {
     fn spawn(crew: &Crew) -> std::io::Result<Self> {
+        let board = Arc::new(SharedBoard::new()?);
         let (body, channel) = match crew.kind {
             Kind::Process => {
-                let spawned = platform::spawn_worker(worker::run)?;
+                let spawned = platform::spawn_worker(worker::run, &board)?;
                 (Body::Process(spawned.pid), spawned.channel)
             }
             Kind::Thread => {
                 let (ours, theirs) = platform::private_pair()?;
                 theirs.stream().set_nonblocking(false)?;
+                let theirs_board = Arc::clone(&board);
                 let thread = thread::Builder::new()
                     .name("forkmap-worker".into())
-                    .spawn(move || worker::run(theirs.stream()))?;
+                    .spawn(move || worker::run(theirs.stream(), &theirs_board))?;
                 (Body::Thread(thread), ours)
             }
         };
@@ -410,6 +553,8 @@ impl Worker {
             given: 0,
             retiring: false,
             broken: false,
+            board,
+            replied: false,
         };
         if let Some(init) = &crew.init {
             worker.outbox.push_back(Outgoing {
@@ -439,7 +584,12 @@ impl Worker {
             written: 0,
         });
         self.given += u64::from(chunk.count);
-        self.held.push_back(Held { call, chunk });
+        self.held.push_back(Held {
+            call,
+            chunk,
+            done: 0,
+            upto: 0,
+        });
     }
 
     /// Writes what the channel takes without blocking.
@@ -464,25 +614,36 @@ impl Worker {
         }
     }
 
-    /// Takes one reply frame off the front of `held`.
+    /// Hands one reply frame to the call of the chunk at the front of
+    /// `held`, which it must continue.
     fn settle(&mut self, frame: Received) -> Result<(), String> {
-        let held = self.held.pop_front().ok_or("a reply came for no chunk")?;
-        let (call, reply) = Reply::from_frame(frame, held.chunk.count)?;
-        if (call, reply.first()) != (held.call.id, held.chunk.first) {
+        self.replied = true;
+        let held = self.held.front_mut().ok_or("a reply came for no chunk")?;
+        let (call, reply, upto) = Reply::from_frame(frame)?;
+        let expected = held.chunk.first + u64::from(held.done);
+        let left = held.chunk.count - held.done;
+        if (call, reply.first()) != (held.call.id, expected) || reply.count() > left {
             return Err(format!(
-                "a reply for call {call} item {} came where call {} item {} was expected",
+                "a reply for call {call} items {}..+{} came where call {} item {expected} \
+                 (of {left} more) was expected",
                 reply.first(),
+                reply.count(),
                 held.call.id,
-                held.chunk.first
             ));
+        }
+        held.done += reply.count();
+        if let Some(upto) = upto {
+            held.upto = upto as usize;
         }
         if matches!(reply, Reply::Failed { .. }) && self.loaded == Some(call) {
             // A refused setup is remembered by the worker; send it again
             // next time in case the refusal was transient.
             self.loaded = None;
         }
-        // A caller that went away no longer wants the reply.
         held.call.deliver(reply);
+        if held.done == held.chunk.count {
+            self.held.pop_front();
+        }
         Ok(())
     }
 }
@@ -707,9 +868,9 @@ impl Loop {
         }
     }
 
-    /// Ends worker `i`, fails the chunk it was running, requeues the ones it
-    /// had not started, and starts a replacement. `broke` says the worker
-    /// broke the protocol rather than died.
+    /// Ends worker `i`, charges its death to the item it was running,
+    /// requeues what it held and had not run, and starts a replacement.
+    /// `broke` says the worker broke the protocol rather than died.
     fn bury(&mut self, i: usize, broke: Option<String>) {
         let Some(worker) = self.slots[i].take() else {
             return;
@@ -718,31 +879,35 @@ impl Loop {
             body,
             channel,
             held,
+            board,
+            replied,
             ..
         } = worker;
         drop(channel);
         let death = body.end(broke.is_some());
-        let failure = match broke {
-            Some(reason) => {
-                Failure::Codec(format!("the worker's reply did not check out: {reason}"))
-            }
-            None => Failure::Died(death),
-        };
+        let doing = board.read();
         // Replace the worker before reporting, so that a caller who sees the
         // failure finds the pool at full strength again.
         self.slots[i] = Worker::spawn(&self.crew)
             .map_err(|e| self.spawn_error = Some(e.to_string()))
             .ok();
+        let mut again = Vec::new();
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
-            running.call.deliver(Reply::Failed {
-                first: running.chunk.first,
-                count: running.chunk.count,
-                failure,
-            });
+            let failed = match broke {
+                Some(reason) => {
+                    let reason = format!("the worker's reply did not check out: {reason}");
+                    vec![running.fail_rest(Failure::Codec(reason))]
+                }
+                None => running.after_death(doing, death, replied, &mut again),
+            };
+            for reply in failed {
+                running.call.deliver(reply);
+            }
         }
-        for waiting in held.rev() {
-            self.pending.push_front(waiting.chunk);
+        again.extend(held.map(|waiting| waiting.chunk));
+        for chunk in again.into_iter().rev() {
+            self.pending.push_front(chunk);
         }
     }
 

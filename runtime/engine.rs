@@ -99,10 +99,7 @@ impl Engine {
                 Runner::Pool(Arc::clone(dispatcher.link())),
                 3 * self.workers,
             ),
-            Place::Here => (
-                Runner::Here(Box::default(), Arc::clone(&self.terminated)),
-                1,
-            ),
+            Place::Here => (Runner::Here(Arc::clone(&self.terminated)), 1),
         };
         Running::start(runner, plan, window, task, items)
     }

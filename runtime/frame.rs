@@ -24,10 +24,12 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker<'a> {
     /// Build the closure of this call; the tail is the task's setup data.
+    /// `timed`: the call has a timeout, so post each item's start time.
     Call {
         call: u64,
         #[serde(borrow)]
         entry: Entry<'a>,
+        timed: bool,
     },
     /// Build the initializer and run it once; the tail is its setup data.
     /// Sent first to every new worker of a pool that has one.
@@ -41,18 +43,31 @@ pub(crate) enum ToWorker<'a> {
     Chunk { call: u64, first: u64 },
 }
 
-/// What a worker says to the parent: one reply per chunk, in order.
+/// What a worker says to the parent: replies that together cover each
+/// chunk's items in order, one or more per chunk.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker {
-    /// The chunk ran; the tail holds one encoded outcome per item.
-    Done { call: u64, first: u64 },
-    /// The chunk could not run at all.
+    /// `count` items from `first` ran; the tail holds one encoded outcome
+    /// per item. `upto` is where the next item's arguments start among the
+    /// chunk's encoded items.
+    Done {
+        call: u64,
+        first: u64,
+        count: u32,
+        upto: u32,
+    },
+    /// `count` items from `first` could not run.
     Refused {
         call: u64,
         first: u64,
+        count: u32,
         reason: Refusal,
     },
 }
+
+/// The longest encoding of a [`FromWorker::Done`] header: a variant tag and
+/// four varints.
+const MAX_DONE_HEADER: usize = 1 + 10 + 10 + 5 + 5;
 
 /// Why a worker could not run a chunk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +139,61 @@ pub(crate) fn finish(buf: &mut [u8]) -> Result<(), FrameError> {
     }
     buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
+}
+
+/// A reply frame whose header is written after its tail, once the tail's
+/// item count is known: room for the longest header is kept in front, and
+/// the header is placed right before the tail, so nothing is copied.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    buf: Vec<u8>,
+}
+
+const ROOM: usize = 4 + MAX_DONE_HEADER;
+
+impl Deferred {
+    pub(crate) fn new() -> Self {
+        Deferred { buf: vec![0; ROOM] }
+    }
+
+    /// Starts a new frame.
+    pub(crate) fn reset(&mut self) {
+        self.buf.truncate(ROOM);
+    }
+
+    /// Where the tail goes.
+    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Writes a [`FromWorker::Done`] header and the length in front of the
+    /// tail, and returns the whole frame.
+    pub(crate) fn seal_done(
+        &mut self,
+        call: u64,
+        first: u64,
+        count: u32,
+        upto: u32,
+    ) -> Result<&[u8], FrameError> {
+        let header = FromWorker::Done {
+            call,
+            first,
+            count,
+            upto,
+        };
+        let mut encoded = [0; MAX_DONE_HEADER];
+        let header_len = postcard::to_slice(&header, &mut encoded)
+            .map_err(FrameError::Header)?
+            .len();
+        let len = self.buf.len() - ROOM + header_len;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLong(len));
+        }
+        let start = ROOM - header_len - 4;
+        self.buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        self.buf[start + 4..ROOM].copy_from_slice(&encoded[..header_len]);
+        Ok(&self.buf[start..])
+    }
 }
 
 /// Splits a frame body into its header and its tail.

@@ -1,7 +1,5 @@
 //! A built closure in a worker, run over chunks of encoded items.
 
-use std::marker::PhantomData;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -11,12 +9,17 @@ use crate::task::CallWith;
 use crate::unwind;
 
 /// A closure rebuilt in a worker, with its types erased: it reads encoded
-/// argument tuples and writes one encoded outcome per item.
+/// argument tuples one at a time and writes one encoded outcome per item.
 pub trait Job {
-    /// Runs the `count` items encoded back to back in `items`, appending one encoded
-    /// outcome per item to `out`. An error means the chunk itself did not
-    /// decode; a panicking item is an outcome, not an error.
-    fn run_chunk(&mut self, items: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String>;
+    /// Decodes the arguments of the item at the front of `items` and keeps
+    /// them for [`run`](Job::run); returns how many bytes they took. An
+    /// error means the item does not decode.
+    fn take(&mut self, items: &[u8]) -> Result<usize, String>;
+
+    /// Runs the closure on the item taken last, appending its outcome to
+    /// `out`. A panicking item is an outcome, not an error; an error means
+    /// not even the outcome could be encoded.
+    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), String>;
 }
 
 /// The result of one item, as it travels back to the parent.
@@ -39,13 +42,14 @@ where
 {
     Box::new(ClosureJob {
         closure,
-        args: PhantomData,
+        args: None,
     })
 }
 
 struct ClosureJob<C, Args> {
     closure: C,
-    args: PhantomData<fn(Args)>,
+    /// The arguments taken and not yet run.
+    args: Option<Args>,
 }
 
 impl<C, Args> Job for ClosureJob<C, Args>
@@ -54,22 +58,27 @@ where
     C::Output: Serialize,
     Args: DeserializeOwned,
 {
-    fn run_chunk(&mut self, items: &[u8], count: u32, out: &mut Vec<u8>) -> Result<(), String> {
-        let mut rest = items;
-        for _ in 0..count {
-            let (args, tail) = postcard::take_from_bytes::<Args>(rest)
-                .map_err(|e| format!("an item does not decode as the function's arguments: {e}"))?;
-            rest = tail;
-            let mark = out.len();
-            let encoded = match unwind::catch(|| self.closure.call_with(args)) {
-                Ok(value) => frame::encode_into(&Outcome::Done(&value), out),
-                Err(report) => frame::encode_into(&Outcome::<()>::Panicked(report), out),
-            };
-            if let Err(e) = encoded {
-                out.truncate(mark);
-                frame::encode_into(&Outcome::<()>::Unencodable(e.to_string()), out)
-                    .map_err(|e| e.to_string())?;
-            }
+    fn take(&mut self, items: &[u8]) -> Result<usize, String> {
+        let (args, rest) = postcard::take_from_bytes::<Args>(items)
+            .map_err(|e| format!("an item does not decode as the function's arguments: {e}"))?;
+        self.args = Some(args);
+        Ok(items.len() - rest.len())
+    }
+
+    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        let args = self
+            .args
+            .take()
+            .ok_or("an item was run before it was taken")?;
+        let mark = out.len();
+        let encoded = match unwind::catch(|| self.closure.call_with(args)) {
+            Ok(value) => frame::encode_into(&Outcome::Done(&value), out),
+            Err(report) => frame::encode_into(&Outcome::<()>::Panicked(report), out),
+        };
+        if let Err(e) = encoded {
+            out.truncate(mark);
+            frame::encode_into(&Outcome::<()>::Unencodable(e.to_string()), out)
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -34,6 +34,7 @@
 //!
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
+mod board;
 mod builder;
 mod call;
 mod chunk;

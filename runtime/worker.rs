@@ -2,95 +2,290 @@
 //! chunks of items, reply. Worker processes and threads run [`run`]; a
 //! serial pool feeds a [`Server`] in the caller's own thread.
 
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
+use crate::board::{Board, Doing, Item, INITIALIZER};
 use crate::entry;
-use crate::frame::{self, FromWorker, Refusal, ToWorker};
+use crate::frame::{self, Deferred, FrameError, FromWorker, Refusal, ToWorker};
 use crate::job::{Job, Outcome};
-use crate::unwind;
+use crate::{platform, unwind};
+
+/// Where a [`Server`] sends its reply frames.
+pub(crate) type Send<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
 
 /// A worker's state between frames.
-#[derive(Default)]
 pub(crate) struct Server {
     /// Why every chunk must be refused: the initializer failed.
     broken_init: Option<Refusal>,
     current: Option<Current>,
-    output: Vec<u8>,
+    output: Deferred,
+    /// When to send the results a chunk has so far; `None`: at its end only.
+    pacer: Option<Pacer>,
 }
 
 /// The closure of the call the worker is running, or why it could not be built.
 struct Current {
     call: u64,
+    timed: bool,
     job: Result<Box<dyn Job>, Refusal>,
 }
 
 /// Serves the parent until it closes the channel; returns the exit code.
-pub(crate) fn run(channel: &UnixStream) -> i32 {
+pub(crate) fn run(channel: &UnixStream, board: &Board) -> i32 {
     let mut reader = BufReader::with_capacity(64 * 1024, channel);
     let mut writer = channel;
-    let mut server = Server::default();
+    let mut server = Server::new(true);
     let mut input = Vec::new();
+    let mut send = |reply: &[u8]| writer.write_all(reply);
     loop {
         match frame::read_blocking(&mut reader, &mut input) {
             Ok(true) => {}
             Ok(false) => return 0,
             Err(_) => return 2,
         }
-        match server.handle(&input) {
-            Ok(None) => {}
-            Ok(Some(reply)) => {
-                if writer.write_all(reply).is_err() {
-                    return 2;
-                }
-            }
-            Err(_) => return 2,
+        if server.handle(&input, board, &mut send).is_err() {
+            return 2;
         }
     }
 }
 
 impl Server {
-    /// Handles one frame body; for a chunk, returns the whole reply frame.
-    pub(crate) fn handle(&mut self, body: &[u8]) -> Result<Option<&[u8]>, frame::FrameError> {
+    /// A server that sends the results of a long chunk as they come when
+    /// `paced`, and one reply per chunk otherwise.
+    pub(crate) fn new(paced: bool) -> Self {
+        Server {
+            broken_init: None,
+            current: None,
+            output: Deferred::new(),
+            pacer: paced.then(Pacer::new),
+        }
+    }
+
+    /// Handles one frame body, sending any replies through `send`.
+    pub(crate) fn handle(
+        &mut self,
+        body: &[u8],
+        board: &Board,
+        send: &mut Send<'_>,
+    ) -> Result<(), FrameError> {
         let (header, tail) = frame::split::<ToWorker<'_>>(body)?;
         match header {
             ToWorker::Init { entry } => {
+                board.post(Doing::SettingUp { call: INITIALIZER });
                 self.broken_init = initialize(entry, tail).err();
-                Ok(None)
+                board.post(Doing::Idle);
+                Ok(())
             }
-            ToWorker::Call { call, entry } => {
+            ToWorker::Call { call, entry, timed } => {
                 // Drop the previous closure before building the next one.
                 drop(self.current.take());
-                self.current = Some(Current {
-                    call,
-                    job: build(entry, tail),
-                });
-                Ok(None)
+                board.post(Doing::SettingUp { call });
+                let job = build(entry, tail);
+                board.post(Doing::Idle);
+                self.current = Some(Current { call, timed, job });
+                Ok(())
             }
             ToWorker::Chunk { call, first } => {
-                let refusal = match (&self.broken_init, &mut self.current) {
-                    (Some(refusal), _) => refusal.clone(),
-                    (None, Some(current)) if current.call == call => {
-                        match run_chunk(&mut current.job, call, first, tail, &mut self.output) {
-                            Ok(()) => return Ok(Some(&self.output)),
-                            Err(refusal) => refusal,
-                        }
-                    }
-                    (None, _) => {
-                        Refusal::Unrunnable("the worker was not sent this call's function".into())
-                    }
+                let Some((items, count)) = tail.split_last_chunk::<4>() else {
+                    let reason = Refusal::Unrunnable("a chunk came without its item count".into());
+                    return refuse(call, first, 0, reason, send);
                 };
-                frame::begin(
-                    &mut self.output,
-                    &FromWorker::Refused {
-                        call,
-                        first,
-                        reason: refusal,
+                let count = u32::from_le_bytes(*count);
+                let current = match (&self.broken_init, &mut self.current) {
+                    (Some(refusal), _) => Err(refusal.clone()),
+                    (None, Some(current)) if current.call == call => match &mut current.job {
+                        Ok(job) => Ok((job, current.timed)),
+                        Err(refusal) => Err(refusal.clone()),
                     },
-                );
-                frame::finish(&mut self.output)?;
-                Ok(Some(&self.output))
+                    (None, _) => Err(Refusal::Unrunnable(
+                        "the worker was not sent this call's function".into(),
+                    )),
+                };
+                match current {
+                    Ok((job, timed)) => {
+                        let chunk = Chunk {
+                            call,
+                            first,
+                            count,
+                            items,
+                            timed,
+                        };
+                        chunk.run(
+                            &mut **job,
+                            &mut self.output,
+                            self.pacer.as_mut(),
+                            board,
+                            send,
+                        )
+                    }
+                    Err(refusal) => refuse(call, first, count, refusal, send),
+                }
             }
+        }
+    }
+}
+
+/// A chunk of items to run.
+struct Chunk<'a> {
+    call: u64,
+    first: u64,
+    count: u32,
+    items: &'a [u8],
+    timed: bool,
+}
+
+impl Chunk<'_> {
+    /// Runs every item, posting each on the board, and sends the outcomes:
+    /// at the end, and before when the pacer says so.
+    fn run(
+        &self,
+        job: &mut dyn Job,
+        output: &mut Deferred,
+        mut pacer: Option<&mut Pacer>,
+        board: &Board,
+        send: &mut Send<'_>,
+    ) -> Result<(), FrameError> {
+        output.reset();
+        // Items run, and those of them already sent; where the next starts.
+        let (mut ran, mut sent, mut at) = (0u32, 0u32, 0usize);
+        while ran < self.count {
+            let len = match job.take(&self.items[at..]) {
+                Ok(len) => len,
+                Err(reason) => {
+                    self.send(output, sent, ran, at, send)?;
+                    let rest = self.count - ran;
+                    let first = self.first + u64::from(ran);
+                    return refuse(self.call, first, rest, Refusal::Unrunnable(reason), send);
+                }
+            };
+            board.post(Doing::Running(Item {
+                call: self.call,
+                index: self.first + u64::from(ran),
+                start: at as u64,
+                end: (at + len) as u64,
+                started: if self.timed {
+                    platform::monotonic_ns()
+                } else {
+                    0
+                },
+            }));
+            let outcome = job.run(output.tail());
+            board.post(Doing::Idle);
+            at += len;
+            ran += 1;
+            if let Err(reason) = outcome {
+                let rest = self.count - sent;
+                let first = self.first + u64::from(sent);
+                return refuse(self.call, first, rest, Refusal::Unrunnable(reason), send);
+            }
+            if ran < self.count && pacer.as_mut().is_some_and(|pacer| pacer.due()) {
+                self.send(output, sent, ran, at, send)?;
+                sent = ran;
+            }
+        }
+        self.send(output, sent, ran, at, send)
+    }
+
+    /// Sends the outcomes of items `from..to` (of this chunk), whose
+    /// arguments end at `upto`, and starts a new reply.
+    fn send(
+        &self,
+        output: &mut Deferred,
+        from: u32,
+        to: u32,
+        upto: usize,
+        send: &mut Send<'_>,
+    ) -> Result<(), FrameError> {
+        if from == to {
+            return Ok(());
+        }
+        let first = self.first + u64::from(from);
+        match output.seal_done(self.call, first, to - from, upto as u32) {
+            Ok(reply) => send(reply)?,
+            Err(e) => {
+                let reason = format!("the results do not fit in a frame: {e}");
+                refuse(
+                    self.call,
+                    first,
+                    to - from,
+                    Refusal::Unrunnable(reason),
+                    send,
+                )?;
+            }
+        }
+        output.reset();
+        Ok(())
+    }
+}
+
+/// Sends a refusal of `count` items from `first`.
+fn refuse(
+    call: u64,
+    first: u64,
+    count: u32,
+    reason: Refusal,
+    send: &mut Send<'_>,
+) -> Result<(), FrameError> {
+    let mut reply = Vec::new();
+    let header = FromWorker::Refused {
+        call,
+        first,
+        count,
+        reason,
+    };
+    frame::begin(&mut reply, &header);
+    frame::finish(&mut reply)?;
+    send(&reply)?;
+    Ok(())
+}
+
+/// How long a worker keeps results of a chunk before sending them: a slow
+/// item's result goes out soon after it is done, not at its chunk's end.
+const SEND_AFTER: Duration = Duration::from_millis(2);
+
+/// Says when [`SEND_AFTER`] has passed, looking at the clock only every so
+/// many items, a number it adapts so that tiny items pay almost nothing.
+struct Pacer {
+    /// Items between two looks at the clock, and until the next one.
+    every: u32,
+    left: u32,
+    looked: Instant,
+    sent: Instant,
+}
+
+impl Pacer {
+    fn new() -> Self {
+        let now = Instant::now();
+        Pacer {
+            every: 1,
+            left: 1,
+            looked: now,
+            sent: now,
+        }
+    }
+
+    /// Called after each item: true when the results so far should go.
+    fn due(&mut self) -> bool {
+        self.left -= 1;
+        if self.left > 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let between = now - self.looked;
+        self.looked = now;
+        if between < SEND_AFTER / 32 {
+            self.every = (self.every * 2).min(1 << 16);
+        } else if between > SEND_AFTER / 2 {
+            self.every = (self.every / 2).max(1);
+        }
+        self.left = self.every;
+        if now - self.sent >= SEND_AFTER {
+            self.sent = now;
+            true
+        } else {
+            false
         }
     }
 }
@@ -116,7 +311,8 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
         })
     })?;
     let mut out = Vec::new();
-    job.run_chunk(&[], 1, &mut out)
+    job.take(&[])
+        .and_then(|_| job.run(&mut out))
         .map_err(Refusal::Initializer)?;
     match postcard::from_bytes::<Outcome<()>>(&out) {
         Ok(Outcome::Done(())) => Ok(()),
@@ -126,25 +322,6 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
         Ok(Outcome::Unencodable(reason)) => Err(Refusal::Initializer(reason)),
         Err(e) => Err(Refusal::Initializer(e.to_string())),
     }
-}
-
-/// Runs a chunk of `job` into a reply frame in `out`.
-fn run_chunk(
-    job: &mut Result<Box<dyn Job>, Refusal>,
-    call: u64,
-    first: u64,
-    tail: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<(), Refusal> {
-    let job = job.as_mut().map_err(|refusal| refusal.clone())?;
-    let (items, count) = tail
-        .split_last_chunk::<4>()
-        .ok_or_else(|| Refusal::Unrunnable("a chunk came without its item count".into()))?;
-    frame::begin(out, &FromWorker::Done { call, first });
-    job.run_chunk(items, u32::from_le_bytes(*count), out)
-        .map_err(Refusal::Unrunnable)?;
-    frame::finish(out)
-        .map_err(|e| Refusal::Unrunnable(format!("the chunk's results do not fit in a frame: {e}")))
 }
 
 #[cfg(test)]
@@ -177,21 +354,39 @@ mod tests {
         buf.split_off(4)
     }
 
-    fn set_up(server: &mut Server, entry: Entry<'_>, setup: &[u8]) {
-        let call = frame(&ToWorker::Call { call: 1, entry }, setup);
-        assert!(server.handle(&call).unwrap().is_none());
+    /// Hands the server one frame; returns the headers of its replies.
+    fn handle(server: &mut Server, body: &[u8]) -> Vec<FromWorker> {
+        let board = Board::default();
+        let mut replies = Vec::new();
+        server
+            .handle(body, &board, &mut |reply: &[u8]| {
+                replies.push(frame::split::<FromWorker>(&reply[4..]).unwrap().0);
+                Ok(())
+            })
+            .unwrap();
+        replies
     }
 
-    /// Sends one chunk of call 1 and returns the worker's reply.
+    fn set_up(server: &mut Server, entry: Entry<'_>, setup: &[u8]) {
+        let call = frame(
+            &ToWorker::Call {
+                call: 1,
+                entry,
+                timed: false,
+            },
+            setup,
+        );
+        assert!(handle(server, &call).is_empty());
+    }
+
+    /// Sends one chunk of call 1 and returns the worker's one reply.
     fn run(server: &mut Server, items: &[u8], count: u32) -> FromWorker {
         let mut tail = items.to_vec();
         tail.extend_from_slice(&count.to_le_bytes());
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &tail);
-        let reply = server
-            .handle(&chunk)
-            .unwrap()
-            .expect("a chunk gets a reply");
-        frame::split::<FromWorker>(&reply[4..]).unwrap().0
+        let mut replies = handle(server, &chunk);
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        replies.pop().unwrap()
     }
 
     fn refusal(reply: FromWorker) -> String {
@@ -206,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_factory_runs_from_its_name_and_arguments() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         set_up(
             &mut server,
             Entry::Named(adder_key()),
@@ -215,13 +410,18 @@ mod tests {
         let items = postcard::to_stdvec(&(10u64,)).unwrap();
         assert!(matches!(
             run(&mut server, &items, 1),
-            FromWorker::Done { call: 1, first: 0 }
+            FromWorker::Done {
+                call: 1,
+                first: 0,
+                count: 1,
+                ..
+            }
         ));
     }
 
     #[test]
     fn an_unknown_name_is_refused_with_that_name() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         set_up(&mut server, Entry::Named("no::such::factory"), &[]);
         let reason = refusal(run(&mut server, &[], 1));
         assert!(reason.contains("`no::such::factory`"), "{reason}");
@@ -229,7 +429,7 @@ mod tests {
 
     #[test]
     fn arguments_that_do_not_decode_are_refused_naming_the_factory() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         // A u64 in postcard is a varint: 0xff bytes with no end never decode.
         set_up(&mut server, Entry::Named(adder_key()), &[0xff; 3]);
         let reason = refusal(run(&mut server, &[], 1));
@@ -239,7 +439,7 @@ mod tests {
 
     #[test]
     fn items_that_do_not_decode_are_refused() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         set_up(
             &mut server,
             Entry::Named(adder_key()),
@@ -257,22 +457,22 @@ mod tests {
 
     #[test]
     fn a_chunk_of_a_call_never_set_up_is_refused() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         let reason = refusal(run(&mut server, &[], 1));
         assert!(reason.contains("not sent this call's function"), "{reason}");
     }
 
     #[test]
     fn a_chunk_without_its_count_is_refused() {
-        let mut server = Server::default();
+        let mut server = Server::new(false);
         set_up(
             &mut server,
             Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &[1, 2]);
-        let reply = server.handle(&chunk).unwrap().unwrap();
-        let reason = refusal(frame::split::<FromWorker>(&reply[4..]).unwrap().0);
+        let mut replies = handle(&mut server, &chunk);
+        let reason = refusal(replies.pop().unwrap());
         assert!(reason.contains("item count"), "{reason}");
     }
 }

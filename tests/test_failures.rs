@@ -82,3 +82,41 @@ fn a_worker_that_aborts_is_reported_by_signal() {
     assert!(err.to_string().contains("SIGABRT"), "{err}");
     assert_eq!(pool.apply(|| 1u8, ()).unwrap(), 1);
 }
+
+fn exits_at_37(x: u64) -> u64 {
+    if x == 37 {
+        std::process::exit(37);
+    }
+    x * 2
+}
+
+#[test]
+fn a_death_in_the_middle_of_a_chunk_fails_only_the_item_it_was_running() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .chunk_size(100)
+        .build()
+        .unwrap();
+    let results: Vec<_> = pool.imap(exits_at_37, 0..300u64).collect();
+    assert_eq!(results.len(), 300);
+    for (index, result) in results.iter().enumerate() {
+        match result {
+            Ok(value) => assert_eq!(*value, index as u64 * 2),
+            Err(err) => {
+                assert_eq!(index, 37, "only item 37 fails: {err}");
+                assert!(
+                    matches!(
+                        err,
+                        Error::WorkerDied {
+                            index: 37,
+                            death: Death::Exit(37),
+                            ..
+                        }
+                    ),
+                    "{err}"
+                );
+            }
+        }
+    }
+    assert!(results[37].is_err());
+}

@@ -1,5 +1,9 @@
 //! Every call into the operating system beyond plain `std`: fork, waitpid,
-//! kill, poll and prctl. Linux only, for now.
+//! kill, poll, prctl, shared memory and clocks. Linux only, for now.
+
+mod shared;
+
+pub(crate) use shared::SharedBoard;
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -14,6 +18,7 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
+use crate::board::Board;
 use crate::error::Death;
 
 /// The parent-side descriptors of every pool in this process. A freshly
@@ -85,7 +90,10 @@ pub(crate) struct Spawned {
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from the thread that owns the pool for the pool's whole life.
-pub(crate) fn spawn_worker(body: fn(&UnixStream) -> i32) -> io::Result<Spawned> {
+pub(crate) fn spawn_worker(
+    body: fn(&UnixStream, &Board) -> i32,
+    board: &SharedBoard,
+) -> io::Result<Spawned> {
     let mut ours = ours();
     let (parent_end, child_end) = UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
@@ -104,7 +112,7 @@ pub(crate) fn spawn_worker(body: fn(&UnixStream) -> i32) -> io::Result<Spawned> 
     match unsafe { unistd::fork() }? {
         ForkResult::Child => {
             drop(ours);
-            child(parent, inherited, parent_end, child_end, body)
+            child(parent, inherited, parent_end, child_end, board, body)
         }
         ForkResult::Parent { child } => {
             drop(child_end);
@@ -122,7 +130,8 @@ fn child(
     inherited: Vec<RawFd>,
     parent_end: UnixStream,
     child_end: UnixStream,
-    body: fn(&UnixStream) -> i32,
+    board: &Board,
+    body: fn(&UnixStream, &Board) -> i32,
 ) -> ! {
     for fd in inherited {
         // Closing by number: these are the parent-side sockets of other
@@ -136,7 +145,7 @@ fn child(
         // The parent is already gone (or cannot be watched): do no work.
         1
     } else {
-        std::panic::catch_unwind(move || body(&child_end)).unwrap_or(101)
+        std::panic::catch_unwind(move || body(&child_end, board)).unwrap_or(101)
     };
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
@@ -174,6 +183,15 @@ fn death(status: nix::Result<WaitStatus>) -> Death {
         Ok(WaitStatus::Exited(_, code)) => Death::Exit(code),
         Ok(WaitStatus::Signaled(_, signal, _)) => Death::Signal(signal as i32),
         _ => Death::Unknown,
+    }
+}
+
+/// Nanoseconds of the monotonic clock, which every process of the machine
+/// shares.
+pub(crate) fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(now) => (now.tv_sec() as u64) * 1_000_000_000 + now.tv_nsec() as u64,
+        Err(_) => 0,
     }
 }
 

@@ -1,0 +1,168 @@
+//! The board: where a worker posts what it is doing, in memory it shares with
+//! the dispatcher, so that a worker that dies or hangs can be charged with the
+//! exact item it was running.
+//!
+//! A worker that crashes cannot say anything more, and one that hangs says
+//! nothing at all; the board is read instead. The worker writes it before and
+//! after every item (a few stores, no system call), and the dispatcher reads
+//! it when the worker has died, and while it runs an item of a call with a
+//! timeout.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+/// What a worker is doing, as posted on its board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Doing {
+    /// Between items: reading, replying, or waiting.
+    #[default]
+    Idle,
+    /// Running a factory body to build a call's closure, or the pool's
+    /// initializer ([`INITIALIZER`]).
+    SettingUp { call: u64 },
+    /// Running one item.
+    Running(Item),
+}
+
+/// The item a worker is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub(crate) call: u64,
+    /// The item's index in the call's input.
+    pub(crate) index: u64,
+    /// Where the item's encoded arguments start and end among its chunk's
+    /// encoded items.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// When it started ([`monotonic_ns`](crate::platform::monotonic_ns)), or
+    /// 0 when its call has no timeout.
+    pub(crate) started: u64,
+}
+
+/// The call number [`Doing::SettingUp`] posts while the pool's initializer runs.
+pub(crate) const INITIALIZER: u64 = u64::MAX;
+
+const IDLE: u64 = 0;
+const SETTING_UP: u64 = 1;
+const RUNNING: u64 = 2;
+
+/// The shared words. All zero is a valid board: idle, nothing seen.
+///
+/// One thread writes it, the worker; others only read. The writer makes
+/// `seq` odd while it changes the other words, so a reader that sees the
+/// same even `seq` before and after its reads has a consistent snapshot.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct Board {
+    seq: AtomicU64,
+    doing: AtomicU64,
+    call: AtomicU64,
+    index: AtomicU64,
+    start: AtomicU64,
+    end: AtomicU64,
+    started: AtomicU64,
+}
+
+impl Board {
+    /// Posts what the worker is doing. Only the worker calls this.
+    pub(crate) fn post(&self, doing: Doing) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        let (kind, item) = match doing {
+            Doing::Idle => (IDLE, None),
+            Doing::SettingUp { call } => {
+                self.call.store(call, Ordering::Relaxed);
+                (SETTING_UP, None)
+            }
+            Doing::Running(item) => (RUNNING, Some(item)),
+        };
+        if let Some(item) = item {
+            self.call.store(item.call, Ordering::Relaxed);
+            self.index.store(item.index, Ordering::Relaxed);
+            self.start.store(item.start, Ordering::Relaxed);
+            self.end.store(item.end, Ordering::Relaxed);
+            self.started.store(item.started, Ordering::Relaxed);
+        }
+        self.doing.store(kind, Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Reads what the worker is doing. A worker that died mid-post reads as
+    /// idle: it was between two states.
+    pub(crate) fn read(&self) -> Doing {
+        for _ in 0..1000 {
+            let before = self.seq.load(Ordering::Acquire);
+            let kind = self.doing.load(Ordering::Relaxed);
+            let call = self.call.load(Ordering::Relaxed);
+            let item = Item {
+                call,
+                index: self.index.load(Ordering::Relaxed),
+                start: self.start.load(Ordering::Relaxed),
+                end: self.end.load(Ordering::Relaxed),
+                started: self.started.load(Ordering::Relaxed),
+            };
+            fence(Ordering::Acquire);
+            if before % 2 == 1 || self.seq.load(Ordering::Relaxed) != before {
+                std::hint::spin_loop();
+                continue;
+            }
+            return match kind {
+                SETTING_UP => Doing::SettingUp { call },
+                RUNNING => Doing::Running(item),
+                _ => Doing::Idle,
+            };
+        }
+        Doing::Idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_board_reads_back_what_was_posted() {
+        let board = Board::default();
+        assert_eq!(board.read(), Doing::Idle);
+        board.post(Doing::SettingUp { call: 7 });
+        assert_eq!(board.read(), Doing::SettingUp { call: 7 });
+        let item = Item {
+            call: 7,
+            index: 41,
+            start: 3,
+            end: 9,
+            started: 12345,
+        };
+        board.post(Doing::Running(item));
+        assert_eq!(board.read(), Doing::Running(item));
+        board.post(Doing::Idle);
+        assert_eq!(board.read(), Doing::Idle);
+    }
+
+    #[test]
+    fn a_reader_never_sees_half_a_post() {
+        let board = Board::default();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..200_000u64 {
+                    board.post(Doing::Running(Item {
+                        call: i,
+                        index: i,
+                        start: i,
+                        end: i,
+                        started: i,
+                    }));
+                }
+            });
+            for _ in 0..200_000 {
+                if let Doing::Running(item) = board.read() {
+                    let i = item.call;
+                    assert_eq!(
+                        (item.index, item.start, item.end, item.started),
+                        (i, i, i, i)
+                    );
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,69 @@
+//! Memory shared between the parent and one worker: the worker's [`Board`].
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ops::Deref;
+use std::ptr::NonNull;
+
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+use crate::board::Board;
+
+/// The mapping's length: one page holds a board.
+const LEN: NonZeroUsize = match NonZeroUsize::new(4096) {
+    Some(len) => len,
+    None => unreachable!(),
+};
+
+const _: () = assert!(std::mem::size_of::<Board>() <= LEN.get());
+
+/// A [`Board`] in a shared mapping: a process forked after it was made
+/// shares it.
+#[derive(Debug)]
+pub(crate) struct SharedBoard {
+    page: NonNull<Board>,
+}
+
+// SAFETY: a `Board` is atomics only, so it may be used from any thread; the
+// mapping is owned by this value and unmapped only when it drops.
+unsafe impl Send for SharedBoard {}
+// SAFETY: as above: every access goes through the board's atomics.
+unsafe impl Sync for SharedBoard {}
+
+impl SharedBoard {
+    /// A zeroed board, shared with the processes forked from now on.
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: a fresh anonymous mapping chosen by the kernel overlaps no
+        // other memory, so nothing existing is affected.
+        let page = unsafe {
+            mmap_anonymous(
+                None,
+                LEN,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }?;
+        Ok(SharedBoard { page: page.cast() })
+    }
+}
+
+impl Deref for SharedBoard {
+    type Target = Board;
+
+    fn deref(&self) -> &Board {
+        // SAFETY: the page is mapped readable and writable for as long as
+        // `self` lives, is page-aligned (more than `Board` needs), starts
+        // zeroed (a valid `Board`), and is only ever accessed through the
+        // board's atomics, so a shared reference to it is sound even while
+        // another process writes it.
+        unsafe { self.page.as_ref() }
+    }
+}
+
+impl Drop for SharedBoard {
+    fn drop(&mut self) {
+        // SAFETY: the page was mapped with length `LEN` by this value, and no
+        // reference to it outlives `self` (`deref` borrows from `self`).
+        let _ = unsafe { munmap(self.page.cast(), LEN.get()) };
+    }
+}
