@@ -520,18 +520,37 @@ impl Drop for Results {
 }
 
 /// Takes every result, even after a failure, so that each item runs; gives
-/// the values, or the first error.
+/// the values, or [`Error::Incomplete`] with the first item's failure. An
+/// error of the pool itself (it closed, a worker could not start) is given
+/// as it is.
 fn first_error_or_all<O>(results: impl Iterator<Item = Result<O, Error>>) -> Result<Vec<O>, Error> {
     let mut values = Vec::new();
+    let (mut completed, mut failed) = (0, 0);
     let mut first_error = None;
     for result in results {
         match result {
-            Ok(value) if first_error.is_none() => values.push(value),
-            Err(error) if first_error.is_none() => first_error = Some(error),
-            _ => {}
+            Ok(value) => {
+                completed += 1;
+                if first_error.is_none() {
+                    values.push(value);
+                }
+            }
+            Err(error @ (Error::Closed | Error::Spawn(_))) => return Err(error),
+            Err(error) => {
+                failed += 1;
+                values = Vec::new();
+                first_error.get_or_insert(error);
+            }
         }
     }
-    first_error.map_or(Ok(values), Err)
+    match first_error {
+        None => Ok(values),
+        Some(first) => Err(Error::Incomplete {
+            completed,
+            failed,
+            first: Box::new(first),
+        }),
+    }
 }
 
 fn at_index(index: u64) -> usize {

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// let pool = ProcessPool::new(2)?;
 /// let err = pool.map(checked, 0..5u64).unwrap_err();
+/// // `map` says how many items failed, and gives the first failure.
+/// assert!(matches!(err, Error::Incomplete { completed: 4, failed: 1, .. }));
 /// assert!(err.is_panic());
 /// assert_eq!(err.index(), Some(3));
 /// assert!(err.to_string().contains("three is not allowed"));
@@ -46,6 +48,43 @@ pub enum Error {
         index: usize,
         /// How the worker ended.
         death: Death,
+    },
+    /// The item ran longer than the pool allows; its worker was killed and
+    /// replaced.
+    #[error("item {index} of `{function}` ran past its timeout of {timeout:?}, so its worker was killed")]
+    Timeout {
+        /// The function the pool was running.
+        function: String,
+        /// The item's position in the input.
+        index: usize,
+        /// The pool's timeout.
+        timeout: std::time::Duration,
+    },
+    /// The item needed more memory than the pool allows each worker; its
+    /// worker aborted and was replaced.
+    #[error("item {index} of `{function}` went past the worker's memory limit of {limit} bytes")]
+    OutOfMemory {
+        /// The function the pool was running.
+        function: String,
+        /// The item's position in the input.
+        index: usize,
+        /// The pool's limit, in bytes of address space beyond what a worker
+        /// starts with.
+        limit: u64,
+    },
+    /// Some items of a `map`, `starmap` or their async forms failed. Every
+    /// other item ran; [`imap`](crate::Pool::imap) gives each item's own
+    /// result. The helpers ([`index`](Error::index), [`is_panic`](Error::is_panic), …)
+    /// look at the first failure.
+    #[error("{failed} of {} items failed, the first as follows: {first}", completed + failed)]
+    Incomplete {
+        /// How many items gave a value.
+        completed: usize,
+        /// How many items failed.
+        failed: usize,
+        /// The failure of the first item that failed, in input order.
+        #[source]
+        first: Box<Error>,
     },
     /// A worker could not make the closure: the factory body panicked, or the
     /// function or its arguments did not check out in the worker.
@@ -81,21 +120,42 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error of one item: for [`Error::Incomplete`], its first failure;
+    /// any other error is its own.
+    pub fn item_error(&self) -> &Error {
+        match self {
+            Error::Incomplete { first, .. } => first.item_error(),
+            other => other,
+        }
+    }
+
     /// True if the task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self, Error::Panic { .. })
+        matches!(self.item_error(), Error::Panic { .. })
     }
 
     /// True if the worker process running the task died.
     pub fn is_worker_death(&self) -> bool {
-        matches!(self, Error::WorkerDied { .. })
+        matches!(self.item_error(), Error::WorkerDied { .. })
+    }
+
+    /// True if the task ran past the pool's timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.item_error(), Error::Timeout { .. })
+    }
+
+    /// True if the task went past the pool's memory limit.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self.item_error(), Error::OutOfMemory { .. })
     }
 
     /// The position in the input of the item that failed, when one item did.
     pub fn index(&self) -> Option<usize> {
-        match self {
+        match self.item_error() {
             Error::Panic { index, .. }
             | Error::WorkerDied { index, .. }
+            | Error::Timeout { index, .. }
+            | Error::OutOfMemory { index, .. }
             | Error::Setup { index, .. } => Some(*index),
             _ => None,
         }
@@ -103,9 +163,11 @@ impl Error {
 
     /// The name of the function the pool was running, when the error is about one.
     pub fn function(&self) -> Option<&str> {
-        match self {
+        match self.item_error() {
             Error::Panic { function, .. }
             | Error::WorkerDied { function, .. }
+            | Error::Timeout { function, .. }
+            | Error::OutOfMemory { function, .. }
             | Error::Setup { function, .. }
             | Error::Codec { function, .. } => Some(function),
             _ => None,

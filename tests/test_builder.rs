@@ -311,9 +311,12 @@ fn initialize_badly() {
 }
 
 fn describe_setup_failure<T: std::fmt::Debug>(result: Result<T, Error>) -> Result<String, String> {
-    match result {
-        Err(Error::Setup { reason, .. }) => Ok(reason),
-        other => Err(format!("{other:?}")),
+    match &result {
+        Err(err) => match err.item_error() {
+            Error::Setup { reason, .. } => Ok(reason.clone()),
+            _ => Err(format!("{result:?}")),
+        },
+        Ok(_) => Err(format!("{result:?}")),
     }
 }
 

@@ -53,6 +53,17 @@ fn a_worker_that_exits_fails_its_item_and_is_replaced() {
     assert!(
         matches!(
             err,
+            Error::Incomplete {
+                completed: 7,
+                failed: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        matches!(
+            err.item_error(),
             Error::WorkerDied {
                 death: Death::Exit(3),
                 ..
