@@ -3,6 +3,7 @@
 use std::marker::PhantomData;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::dispatch::{Crew, Dispatcher, Kind};
 use crate::engine::Engine;
@@ -34,6 +35,8 @@ pub struct Builder<P> {
     workers: Option<usize>,
     chunk_size: Option<usize>,
     max_tasks: Option<usize>,
+    timeout: Option<Duration>,
+    memory_limit: Option<u64>,
     /// The initializer's `Init` frame, or why it could not be made.
     init: Option<Result<Vec<u8>, Error>>,
     pool: PhantomData<fn() -> P>,
@@ -45,6 +48,8 @@ impl<P> Builder<P> {
             workers: None,
             chunk_size: None,
             max_tasks: None,
+            timeout: None,
+            memory_limit: None,
             init: None,
             pool: PhantomData,
         }
@@ -125,23 +130,96 @@ impl<P> Builder<P> {
         if self.max_tasks == Some(0) {
             return Err(Error::Config("a worker must be allowed at least one task"));
         }
+        if self.memory_limit == Some(0) {
+            return Err(Error::Config("a memory limit must be more than zero bytes"));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::Config("a timeout must be longer than zero"));
+        }
         let init = self.init.transpose()?.map(Arc::new);
         let crew = Crew {
             kind,
             workers,
             max_tasks: self.max_tasks.map(|max| max as u64),
             init,
+            memory_limit: self.memory_limit,
         };
         Ok(Engine::workers(
             Dispatcher::start(crew)?,
             workers,
             self.chunk_size,
             self.max_tasks,
+            self.timeout,
         ))
     }
 }
 
 impl Builder<ProcessPool> {
+    /// Kills the worker running an item that has run longer than `timeout`:
+    /// that item fails with [`Error::Timeout`], the worker is replaced, and
+    /// every other item still runs. The timeout of single calls is set with
+    /// [`ProcessPool::with_timeout`].
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    /// use std::time::Duration;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .workers(2)
+    ///     .timeout(Duration::from_millis(500))
+    ///     .build()?;
+    /// let results: Vec<_> = pool.imap(nap, [10, 60_000, 20]).collect();
+    /// assert_eq!(results[0].as_ref().ok(), Some(&10));
+    /// assert!(results[1].as_ref().unwrap_err().is_timeout());
+    /// assert_eq!(results[2].as_ref().ok(), Some(&20));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Kills the worker whose resident memory has grown by more than
+    /// `bytes` since it started: the item it was running fails with
+    /// [`Error::OutOfMemory`], the worker is replaced, and every other item
+    /// still runs. A worker that grew past the limit between items (memory
+    /// that earlier items leaked) is replaced without failing anything.
+    ///
+    /// The pool looks at each busy worker's memory every 10 ms, so a task
+    /// that allocates very fast can go past the limit by what it touches in
+    /// that time before it is stopped. Memory reserved but never touched
+    /// does not count.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    ///
+    /// fn fill(mib: usize) -> usize {
+    ///     let mut kept = Vec::new();
+    ///     for _ in 0..mib {
+    ///         kept.push(vec![1u8; 1 << 20]);
+    ///         std::thread::sleep(std::time::Duration::from_millis(1));
+    ///     }
+    ///     kept.len()
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .workers(1)
+    ///     .memory_limit(128 << 20)
+    ///     .build()?;
+    /// assert_eq!(pool.apply(fill, (16,))?, 16);
+    /// assert!(pool.apply(fill, (4096,)).unwrap_err().is_out_of_memory());
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Forks the workers. Fails with [`Error::Config`] for an option of zero,
     /// and with [`Error::Spawn`] when the system cannot fork.
     pub fn build(self) -> Result<ProcessPool, Error> {
@@ -163,6 +241,8 @@ impl<P> std::fmt::Debug for Builder<P> {
             .field("workers", &self.workers)
             .field("chunk_size", &self.chunk_size)
             .field("max_tasks_per_worker", &self.max_tasks)
+            .field("timeout", &self.timeout)
+            .field("memory_limit", &self.memory_limit)
             .field("initializer", &self.init.is_some())
             .finish()
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -144,11 +144,13 @@ struct Decoding {
 
 impl<'a> Running<'a> {
     /// Sets up a call of `task` over `items` on `runner`, chunked by `plan`
-    /// with at most `window` chunks out, and sends the first chunks.
+    /// with at most `window` chunks out and each item killed after
+    /// `timeout`, and sends the first chunks.
     pub(crate) fn start<F, Args, I>(
         runner: Runner,
         plan: ChunkPlan,
         window: usize,
+        timeout: Option<Duration>,
         task: &F,
         items: I,
     ) -> Result<Self, Error>
@@ -170,7 +172,7 @@ impl<'a> Running<'a> {
             &ToWorker::Call {
                 call: id,
                 entry: described.entry,
-                timed: false,
+                timed: timeout.is_some(),
             },
         );
         setup_frame.extend_from_slice(&setup);
@@ -179,7 +181,7 @@ impl<'a> Running<'a> {
             what: "send the factory's arguments".into(),
             reason: e.to_string(),
         })?;
-        let (call, replies, waker) = Call::new(id, setup_frame);
+        let (call, replies, waker) = Call::new(id, timeout, setup_frame);
         let (link, here) = match runner {
             Runner::Pool(link) => {
                 link.open(call);
@@ -627,6 +629,16 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             function,
             index,
             death: *death,
+        },
+        Failure::TimedOut(timeout) => Error::Timeout {
+            function,
+            index,
+            timeout: *timeout,
+        },
+        Failure::OutOfMemory(limit) => Error::OutOfMemory {
+            function,
+            index,
+            limit: *limit,
         },
         Failure::DiedSettingUp { death, initializer } => Error::Setup {
             function,

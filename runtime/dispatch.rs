@@ -14,6 +14,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use nix::unistd::Pid;
 
@@ -31,6 +32,8 @@ const DEPTH: usize = 2;
 #[derive(Debug)]
 pub(crate) struct Call {
     pub(crate) id: u64,
+    /// The longest an item may run before its worker is killed.
+    pub(crate) timeout: Option<Duration>,
     /// The `Call` frame that builds the closure in a worker.
     pub(crate) setup: Arc<Vec<u8>>,
     replies: Sender<Reply>,
@@ -60,11 +63,16 @@ impl WakerSlot {
 impl Call {
     /// A call with its setup frame, the receiver of its replies, and the
     /// slot a waiting future leaves its waker in.
-    pub(crate) fn new(id: u64, setup: Vec<u8>) -> (Arc<Call>, Receiver<Reply>, Arc<WakerSlot>) {
+    pub(crate) fn new(
+        id: u64,
+        timeout: Option<Duration>,
+        setup: Vec<u8>,
+    ) -> (Arc<Call>, Receiver<Reply>, Arc<WakerSlot>) {
         let (replies, receiver) = mpsc::channel();
         let waker = Arc::default();
         let call = Call {
             id,
+            timeout,
             setup: Arc::new(setup),
             replies,
             waker: Arc::clone(&waker),
@@ -165,6 +173,10 @@ pub(crate) enum Failure {
     Refused(Refusal),
     /// The worker died while running the item.
     Died(Death),
+    /// The item ran past its call's timeout, and the worker was killed.
+    TimedOut(Duration),
+    /// The worker's memory grew past this limit, and it was killed.
+    OutOfMemory(u64),
     /// The worker died while building the call's closure, or while running
     /// the pool's initializer.
     DiedSettingUp { death: Death, initializer: bool },
@@ -269,6 +281,8 @@ pub(crate) struct Crew {
     pub(crate) max_tasks: Option<u64>,
     /// The `Init` frame every new worker is sent first.
     pub(crate) init: Option<Arc<Vec<u8>>>,
+    /// How many bytes each worker process's resident memory may grow by.
+    pub(crate) memory_limit: Option<u64>,
 }
 
 /// A running dispatcher thread; dropping it ends and reaps every worker.
@@ -389,18 +403,22 @@ impl Held {
     }
 
     /// What the death of the worker running this chunk means, given what it
-    /// last posted on its board: the replies that fail items, while the items
-    /// to run again go to `again`.
+    /// last posted on its board (`doing`): the replies that fail items, while
+    /// the items to run again go to `again`.
     ///
-    /// The item it was running is charged with the death. Items of the chunk
-    /// that ran before it, and whose results died with the worker, run again,
-    /// and so do the items after it. A worker that died building the call's
-    /// closure fails the whole rest of the chunk, and so does one that died
-    /// before it ever replied (it could not even start).
+    /// A worker that died by itself charges its death to the item it was
+    /// running; items of the chunk that ran before it, and whose results died
+    /// with the worker, run again, and so do the items after it. A worker
+    /// that died building the call's closure fails the whole rest of the
+    /// chunk, and so does one that died before it ever replied (it could not
+    /// even start). A worker the dispatcher killed charges the reason to what
+    /// it was doing when the kill was decided, if it was still doing that;
+    /// if it had moved on, or was between items, it is nobody's fault, and
+    /// what it had not replied to runs again.
     fn after_death(
         &self,
         doing: Doing,
-        death: Death,
+        cause: Cause,
         replied: bool,
         again: &mut Vec<Chunk>,
     ) -> Vec<Reply> {
@@ -419,8 +437,13 @@ impl Held {
                 }
             }
         };
-        match doing {
-            Doing::Running(item)
+        let failure = match cause {
+            Cause::Killed { doing: decided, .. } if decided != doing => None,
+            Cause::Killed { why, .. } => Some(why),
+            Cause::Died(death) => Some(Failure::Died(death)),
+        };
+        match (doing, failure) {
+            (Doing::Running(item), Some(failure))
                 if item.call == self.call.id && (first..end).contains(&item.index) =>
             {
                 rerun(first, item.index, self.upto..item.start as usize);
@@ -428,16 +451,23 @@ impl Held {
                 failed.push(Reply::Failed {
                     first: item.index,
                     count: 1,
-                    failure: Failure::Died(death),
+                    failure,
                 });
             }
-            Doing::SettingUp { call } if call == self.call.id || call == INITIALIZER => {
-                failed.push(self.fail_rest(Failure::DiedSettingUp {
-                    death,
-                    initializer: call == INITIALIZER,
+            (Doing::SettingUp { call }, Some(failure))
+                if call == self.call.id || call == INITIALIZER =>
+            {
+                failed.push(self.fail_rest(match failure {
+                    Failure::Died(death) => Failure::DiedSettingUp {
+                        death,
+                        initializer: call == INITIALIZER,
+                    },
+                    other => other,
                 }));
             }
-            _ if !replied => failed.push(self.fail_rest(Failure::Died(death))),
+            (_, Some(failure @ Failure::Died(_))) if !replied => {
+                failed.push(self.fail_rest(failure));
+            }
             _ => rerun(first, end, self.upto..items),
         }
         failed
@@ -465,6 +495,24 @@ impl Held {
             frame: Arc::new(buf),
         })
     }
+}
+
+/// How often the memory of a busy worker is looked at, when the pool has
+/// a memory limit.
+const MEMORY_CHECK: Duration = Duration::from_millis(10);
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Why a worker died.
+#[derive(Debug, Clone)]
+enum Cause {
+    /// By itself: an exit, a signal.
+    Died(Death),
+    /// The dispatcher killed it while it was `doing` something, because
+    /// that went past a limit: the failure to charge it with.
+    Killed { doing: Doing, why: Failure },
 }
 
 /// The encoded items of a chunk frame: after its header, before its count.
@@ -499,6 +547,21 @@ impl Body {
             Body::Thread(_) => Death::Unknown,
         }
     }
+
+    /// Kills a process at once; a thread cannot be killed.
+    fn kill(&self) {
+        if let Body::Process(pid) = self {
+            platform::kill(*pid);
+        }
+    }
+
+    /// A process's resident memory, in bytes.
+    fn resident(&self) -> Option<u64> {
+        match self {
+            Body::Process(pid) => platform::resident_bytes(*pid),
+            Body::Thread(_) => None,
+        }
+    }
 }
 
 struct Worker {
@@ -518,6 +581,10 @@ struct Worker {
     broken: bool,
     /// Where the worker posts what it is doing.
     board: Arc<SharedBoard>,
+    /// Why the dispatcher killed the worker, if it did.
+    killed: Option<Cause>,
+    /// Its resident memory when it started, in bytes.
+    resident_at_start: u64,
     /// Whether it has ever replied: a worker that dies before it has is
     /// charged with its chunk even when it was not running an item, so that
     /// a worker that cannot start at all does not make the pool respawn it
@@ -543,6 +610,7 @@ impl Worker {
                 (Body::Thread(thread), ours)
             }
         };
+        let resident_at_start = body.resident().unwrap_or(0);
         let mut worker = Worker {
             body,
             channel,
@@ -554,6 +622,8 @@ impl Worker {
             retiring: false,
             broken: false,
             board,
+            killed: None,
+            resident_at_start,
             replied: false,
         };
         if let Some(init) = &crew.init {
@@ -612,6 +682,13 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Kills the worker, for `why`, while it is `doing` something; its
+    /// end-of-file comes next, and [`Loop::bury`] charges it.
+    fn kill(&mut self, doing: Doing, why: Failure) {
+        self.body.kill();
+        self.killed = Some(Cause::Killed { doing, why });
     }
 
     /// Hands one reply frame to the call of the chunk at the front of
@@ -693,6 +770,7 @@ impl Loop {
             while self.recycle() {
                 self.assign();
             }
+            let wait = self.watch_limits();
             let ready = {
                 let mut watched = vec![(self.woken.stream().as_fd(), false)];
                 watched.extend(
@@ -701,7 +779,7 @@ impl Loop {
                         .flatten()
                         .map(|w| (w.channel.stream().as_fd(), !w.outbox.is_empty())),
                 );
-                match platform::poll(&watched, None) {
+                match platform::poll(&watched, wait) {
                     Ok(ready) => ready,
                     // Nothing sensible is left to do; ending the loop fails
                     // every call and ends every worker.
@@ -726,6 +804,53 @@ impl Loop {
             }
         }
         self.shut_down();
+    }
+
+    /// Kills every worker whose item has run past its call's timeout, or
+    /// whose memory has grown past the pool's limit, and says how long until
+    /// either should be looked at again.
+    ///
+    /// A worker posts when each item of a timed call starts; a worker on
+    /// such a call that is not running an item now may start one at any
+    /// moment, whose deadline is then at least one timeout away. Memory is
+    /// looked at every [`MEMORY_CHECK`] while a worker holds work.
+    fn watch_limits(&mut self) -> Option<Duration> {
+        let now = platform::monotonic_ns();
+        let memory_limit = self.crew.memory_limit;
+        let mut next: Option<u64> = None;
+        let mut soonest = |deadline: u64| next = Some(next.map_or(deadline, |n| n.min(deadline)));
+        for worker in self.slots.iter_mut().flatten() {
+            let Some(held) = worker.held.front() else {
+                continue;
+            };
+            if worker.killed.is_some() {
+                continue;
+            }
+            let timeout = held.call.timeout;
+            let doing = worker.board.read();
+            if let (Some(limit), Some(resident)) = (memory_limit, worker.body.resident()) {
+                if resident.saturating_sub(worker.resident_at_start) > limit {
+                    worker.kill(doing, Failure::OutOfMemory(limit));
+                    continue;
+                }
+                soonest(now.saturating_add(nanos(MEMORY_CHECK)));
+            }
+            let Some(timeout) = timeout else {
+                continue;
+            };
+            match doing {
+                Doing::Running(item) if item.call == held.call.id && item.started != 0 => {
+                    let deadline = item.started.saturating_add(nanos(timeout));
+                    if now >= deadline {
+                        worker.kill(doing, Failure::TimedOut(timeout));
+                        continue;
+                    }
+                    soonest(deadline);
+                }
+                _ => soonest(now.saturating_add(nanos(timeout))),
+            }
+        }
+        next.map(|deadline| Duration::from_nanos(deadline.saturating_sub(now)))
     }
 
     /// Applies the callers' commands, and says what phase the pool is in.
@@ -880,6 +1005,7 @@ impl Loop {
             channel,
             held,
             board,
+            killed,
             replied,
             ..
         } = worker;
@@ -899,7 +1025,10 @@ impl Loop {
                     let reason = format!("the worker's reply did not check out: {reason}");
                     vec![running.fail_rest(Failure::Codec(reason))]
                 }
-                None => running.after_death(doing, death, replied, &mut again),
+                None => {
+                    let cause = killed.unwrap_or(Cause::Died(death));
+                    running.after_death(doing, cause, replied, &mut again)
+                }
             };
             for reply in failed {
                 running.call.deliver(reply);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ pub struct Engine {
     workers: usize,
     chunk_size: Option<usize>,
     max_tasks: Option<usize>,
+    /// The longest an item may run, unless a call says otherwise.
+    timeout: Option<Duration>,
     closed: AtomicBool,
     /// Set by `terminate`; serial calls in progress watch it.
     terminated: Arc<AtomicBool>,
@@ -48,12 +51,14 @@ impl Engine {
         workers: usize,
         chunk_size: Option<usize>,
         max_tasks: Option<usize>,
+        timeout: Option<Duration>,
     ) -> Self {
         Engine {
             place: Place::Workers(dispatcher),
             workers,
             chunk_size,
             max_tasks,
+            timeout,
             closed: AtomicBool::new(false),
             terminated: Arc::default(),
         }
@@ -66,6 +71,7 @@ impl Engine {
             workers: 1,
             chunk_size: None,
             max_tasks: None,
+            timeout: None,
             closed: AtomicBool::new(false),
             terminated: Arc::default(),
         }
@@ -75,8 +81,19 @@ impl Engine {
         self.workers
     }
 
-    /// Starts a call of `task` over `items`.
-    pub(crate) fn start<'a, F, Args, I>(&self, task: &F, items: I) -> Result<Running<'a>, Error>
+    /// The longest an item may run, unless a call says otherwise.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Starts a call of `task` over `items`, each item killed after
+    /// `timeout`.
+    pub(crate) fn start<'a, F, Args, I>(
+        &self,
+        task: &F,
+        items: I,
+        timeout: Option<Duration>,
+    ) -> Result<Running<'a>, Error>
     where
         F: Task<Args>,
         I: Iterator<Item = Args> + 'a,
@@ -101,7 +118,7 @@ impl Engine {
             ),
             Place::Here => (Runner::Here(Arc::clone(&self.terminated)), 1),
         };
-        Running::start(runner, plan, window, task, items)
+        Running::start(runner, plan, window, timeout, task, items)
     }
 
     /// Refuses calls from now on.

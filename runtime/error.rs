@@ -60,16 +60,16 @@ pub enum Error {
         /// The pool's timeout.
         timeout: std::time::Duration,
     },
-    /// The item needed more memory than the pool allows each worker; its
-    /// worker aborted and was replaced.
-    #[error("item {index} of `{function}` went past the worker's memory limit of {limit} bytes")]
+    /// The item's worker grew past the memory the pool allows each worker;
+    /// it was killed and replaced.
+    #[error("item {index} of `{function}` took its worker past the memory limit of {limit} bytes, so the worker was killed")]
     OutOfMemory {
         /// The function the pool was running.
         function: String,
         /// The item's position in the input.
         index: usize,
-        /// The pool's limit, in bytes of address space beyond what a worker
-        /// starts with.
+        /// The pool's limit: how many bytes a worker's resident memory may
+        /// grow by.
         limit: u64,
     },
     /// Some items of a `map`, `starmap` or their async forms failed. Every

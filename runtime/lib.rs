@@ -59,7 +59,7 @@ pub use builder::Builder;
 pub use error::{Death, Error, PanicReport};
 pub use handle::AsyncResult;
 pub use pool::Pool;
-pub use process_pool::ProcessPool;
+pub use process_pool::{ProcessPool, WithTimeout};
 pub use serial_pool::SerialPool;
 pub use stream::{Imap, ImapUnordered};
 pub use task::{CallWith, Task};

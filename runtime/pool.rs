@@ -15,6 +15,11 @@ mod sealed {
     /// Gives the trait's provided methods the pool's engine.
     pub trait Sealed {
         fn engine(&self) -> &super::Engine;
+
+        /// The longest each item of this pool's calls may run.
+        fn timeout(&self) -> Option<std::time::Duration> {
+            self.engine().timeout()
+        }
     }
 }
 
@@ -92,7 +97,9 @@ pub trait Pool: Sealed {
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        self.engine().start(&f, items.into_iter())?.collect()
+        self.engine()
+            .start(&f, items.into_iter(), self.timeout())?
+            .collect()
     }
 
     /// Calls `f` on every item lazily: an iterator of results in input
@@ -122,7 +129,7 @@ pub trait Pool: Sealed {
     {
         Imap::new(
             self.engine()
-                .start(&f, items.into_iter().map(|item| (item,))),
+                .start(&f, items.into_iter().map(|item| (item,)), self.timeout()),
         )
     }
 
@@ -147,10 +154,11 @@ pub trait Pool: Sealed {
         I::IntoIter: 'a,
         A: Serialize + 'a,
     {
-        ImapUnordered::new(
-            self.engine()
-                .start(&f, items.into_iter().map(|item| (item,))),
-        )
+        ImapUnordered::new(self.engine().start(
+            &f,
+            items.into_iter().map(|item| (item,)),
+            self.timeout(),
+        ))
     }
 
     /// Starts [`map`](Pool::map) and returns at once with a handle to its
@@ -194,7 +202,7 @@ pub trait Pool: Sealed {
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        let started = self.engine().start(&f, items.into_iter());
+        let started = self.engine().start(&f, items.into_iter(), self.timeout());
         AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
     }
 
@@ -241,7 +249,9 @@ pub trait Pool: Sealed {
         F: Task<Args>,
         Args: Serialize,
     {
-        let started = self.engine().start(&f, std::iter::once(args));
+        let started = self
+            .engine()
+            .start(&f, std::iter::once(args), self.timeout());
         AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
     }
 
@@ -414,22 +424,6 @@ macro_rules! inherent_calls {
             /// Closes and ends the workers now: [`Pool::terminate`](crate::Pool::terminate).
             pub fn terminate(&self) {
                 $crate::Pool::terminate(self)
-            }
-        }
-
-        impl $crate::pool::Sealed for $pool {
-            fn engine(&self) -> &$crate::engine::Engine {
-                &self.engine
-            }
-        }
-
-        impl $crate::Pool for $pool {}
-
-        impl std::fmt::Debug for $pool {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($pool))
-                    .field("workers", &$crate::Pool::workers(self))
-                    .finish_non_exhaustive()
             }
         }
     };

@@ -1,9 +1,11 @@
 //! The pool of forked worker processes.
 
+use std::time::Duration;
+
 use crate::builder::Builder;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::pool::inherent_calls;
+use crate::pool::{inherent_calls, Pool, Sealed};
 
 /// A pool of forked worker processes: crash isolation, and code that need
 /// not be thread-safe.
@@ -73,6 +75,83 @@ impl ProcessPool {
     pub(crate) fn from_engine(engine: Engine) -> Self {
         ProcessPool { engine }
     }
+
+    /// This pool, for calls whose items may each run at most `timeout`:
+    /// the worker running an item that takes longer is killed, the item
+    /// fails with [`Error::Timeout`], the worker is replaced, and every other
+    /// item still runs. It overrides the builder's
+    /// [`timeout`](Builder::timeout) for the calls made through it.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    /// use std::time::Duration;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let hurried = pool.with_timeout(Duration::from_millis(300));
+    /// let err = hurried.apply(nap, (60_000,)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// // The pool itself has no timeout, and the same workers serve it.
+    /// assert_eq!(pool.apply(nap, (400,))?, 400);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> WithTimeout<'_> {
+        WithTimeout {
+            engine: &self.engine,
+            timeout,
+        }
+    }
+}
+
+/// A [`ProcessPool`] whose calls kill items that run too long: made by
+/// [`ProcessPool::with_timeout`]. It has every call of the pool, and shares
+/// its workers.
+pub struct WithTimeout<'p> {
+    engine: &'p Engine,
+    timeout: Duration,
+}
+
+inherent_calls!(WithTimeout<'_>);
+
+impl Sealed for WithTimeout<'_> {
+    fn engine(&self) -> &Engine {
+        self.engine
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
+}
+
+impl Pool for WithTimeout<'_> {}
+
+impl std::fmt::Debug for WithTimeout<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WithTimeout")
+            .field("workers", &self.workers())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 inherent_calls!(ProcessPool);
+
+impl Sealed for ProcessPool {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Pool for ProcessPool {}
+
+impl std::fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("workers", &self.workers())
+            .finish_non_exhaustive()
+    }
+}

@@ -178,6 +178,19 @@ pub(crate) fn reap(pid: Pid, kill: bool) -> Death {
     }
 }
 
+/// The resident memory of a process, in bytes, or `None` once it is gone.
+pub(crate) fn resident_bytes(pid: Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = unistd::sysconf(unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * page as u64)
+}
+
+/// Kills a worker at once; its end-of-file follows, then [`reap`].
+pub(crate) fn kill(pid: Pid) {
+    let _ = signal::kill(pid, Signal::SIGKILL);
+}
+
 fn death(status: nix::Result<WaitStatus>) -> Death {
     match status {
         Ok(WaitStatus::Exited(_, code)) => Death::Exit(code),
