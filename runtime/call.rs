@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::board::Board;
 use crate::chunk::{ChunkPlan, CHUNK_BYTES};
-use crate::dispatch::{Call, Chunk, Failure, Link, Reply, WakerSlot};
+use crate::dispatch::Link;
 use crate::error::Error;
 use crate::frame::{self, Received, Refusal, ToWorker};
 use crate::job::Outcome;
+use crate::reply::{Call, Chunk, Failure, Reply, WakerSlot};
 use crate::task::Task;
 use crate::worker::Server;
 

@@ -48,6 +48,7 @@ mod job;
 mod platform;
 mod pool;
 mod process_pool;
+mod reply;
 mod serial_pool;
 mod stream;
 mod task;

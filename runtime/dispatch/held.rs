@@ -1,0 +1,158 @@
+//! The chunks a worker holds, and what a worker's death means for them:
+//! which item is charged, and which run again.
+
+use std::sync::Arc;
+
+use crate::board::{Doing, INITIALIZER};
+use crate::error::Death;
+use crate::frame::{self, ToWorker};
+use crate::reply::{Call, Chunk, Failure, Reply};
+
+/// A chunk a worker holds.
+pub(super) struct Held {
+    pub(super) call: Arc<Call>,
+    pub(super) chunk: Chunk,
+    /// How many of its items have been replied to.
+    pub(super) done: u32,
+    /// Where the arguments of the first item not replied to start, among
+    /// the chunk's encoded items.
+    pub(super) upto: usize,
+}
+
+impl Held {
+    /// Where the chunk's encoded items are in its frame.
+    fn items(&self) -> &[u8] {
+        chunk_items(&self.chunk.frame)
+    }
+
+    /// The index of the first item not replied to, and the end of the chunk.
+    fn rest(&self) -> (u64, u64) {
+        let first = self.chunk.first;
+        (
+            first + u64::from(self.done),
+            first + u64::from(self.chunk.count),
+        )
+    }
+
+    /// A failure of every item not replied to.
+    pub(super) fn fail_rest(&self, failure: Failure) -> Reply {
+        let (first, end) = self.rest();
+        Reply::Failed {
+            first,
+            count: (end - first) as u32,
+            failure,
+        }
+    }
+
+    /// What the death of the worker running this chunk means, given what it
+    /// last posted on its board (`doing`): the replies that fail items, while
+    /// the items to run again go to `again`.
+    ///
+    /// A worker that died by itself charges its death to the item it was
+    /// running; items of the chunk that ran before it, and whose results died
+    /// with the worker, run again, and so do the items after it. A worker
+    /// that died building the call's closure fails the whole rest of the
+    /// chunk, and so does one that died before it ever replied (it could not
+    /// even start). A worker the dispatcher killed charges the reason to what
+    /// it was doing when the kill was decided, if it was still doing that;
+    /// if it had moved on, or was between items, it is nobody's fault, and
+    /// what it had not replied to runs again.
+    pub(super) fn after_death(
+        &self,
+        doing: Doing,
+        cause: Cause,
+        replied: bool,
+        again: &mut Vec<Chunk>,
+    ) -> Vec<Reply> {
+        let (first, end) = self.rest();
+        let items = self.items().len();
+        let mut failed = Vec::new();
+        let mut rerun = |from: u64, to: u64, bytes: std::ops::Range<usize>| {
+            if from < to {
+                match self.part(from, to, bytes) {
+                    Some(chunk) => again.push(chunk),
+                    None => failed.push(Reply::Failed {
+                        first: from,
+                        count: (to - from) as u32,
+                        failure: Failure::Codec("the worker's progress did not check out".into()),
+                    }),
+                }
+            }
+        };
+        let failure = match cause {
+            Cause::Killed { doing: decided, .. } if decided != doing => None,
+            Cause::Killed { why, .. } => Some(why),
+            Cause::Died(death) => Some(Failure::Died(death)),
+        };
+        match (doing, failure) {
+            (Doing::Running(item), Some(failure))
+                if item.call == self.call.id && (first..end).contains(&item.index) =>
+            {
+                rerun(first, item.index, self.upto..item.start as usize);
+                rerun(item.index + 1, end, item.end as usize..items);
+                failed.push(Reply::Failed {
+                    first: item.index,
+                    count: 1,
+                    failure,
+                });
+            }
+            (Doing::SettingUp { call }, Some(failure))
+                if call == self.call.id || call == INITIALIZER =>
+            {
+                failed.push(self.fail_rest(match failure {
+                    Failure::Died(death) => Failure::DiedSettingUp {
+                        death,
+                        initializer: call == INITIALIZER,
+                    },
+                    other => other,
+                }));
+            }
+            (_, Some(failure @ Failure::Died(_))) if !replied => {
+                failed.push(self.fail_rest(failure));
+            }
+            _ => rerun(first, end, self.upto..items),
+        }
+        failed
+    }
+
+    /// A chunk of the items `from..to` of this one (absolute indices), whose
+    /// arguments are at `bytes` among its encoded items.
+    fn part(&self, from: u64, to: u64, bytes: std::ops::Range<usize>) -> Option<Chunk> {
+        let mut buf = Vec::with_capacity(bytes.len() + 32);
+        frame::begin(
+            &mut buf,
+            &ToWorker::Chunk {
+                call: self.chunk.call,
+                first: from,
+            },
+        );
+        buf.extend_from_slice(self.items().get(bytes)?);
+        let count = u32::try_from(to - from).ok()?;
+        buf.extend_from_slice(&count.to_le_bytes());
+        frame::finish(&mut buf).ok()?;
+        Some(Chunk {
+            call: self.chunk.call,
+            first: from,
+            count,
+            frame: Arc::new(buf),
+        })
+    }
+}
+
+/// Why a worker died.
+#[derive(Debug, Clone)]
+pub(super) enum Cause {
+    /// By itself: an exit, a signal.
+    Died(Death),
+    /// The dispatcher killed it while it was `doing` something, because
+    /// that went past a limit: the failure to charge it with.
+    Killed { doing: Doing, why: Failure },
+}
+
+/// The encoded items of a chunk frame: after its header, before its count.
+fn chunk_items(frame: &[u8]) -> &[u8] {
+    match frame::split::<ToWorker<'_>>(&frame[4..]) {
+        Ok((_, tail)) => &tail[..tail.len().saturating_sub(4)],
+        Err(_) => &[],
+    }
+}

@@ -1,0 +1,547 @@
+//! The dispatcher: one thread per pool that owns the worker processes and
+//! moves frames between them and the calls in progress.
+//!
+//! It only sees bytes: calls encode their items and decode their results on
+//! the caller's thread. The dispatcher keeps up to [`DEPTH`] chunks on each
+//! worker, sends a call's setup frame once per worker per call, kills a
+//! worker whose item runs past its timeout or whose memory grows past the
+//! pool's limit, notices a worker's death by its channel's end-of-file,
+//! charges the death to the item that worker was running (its board says
+//! which, see [`held`]), and forks a replacement.
+
+mod crew;
+mod held;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::board::Doing;
+use crate::error::Error;
+use crate::frame::Fill;
+use crate::platform::{self, Private};
+use crate::reply::{Call, Chunk, Failure, Reply};
+use crate::unwind;
+
+use crew::{Body, Worker};
+pub(crate) use crew::{Crew, Kind};
+use held::Cause;
+
+/// How many chunks a worker holds at once: one running, one waiting in its
+/// channel, so it never waits on the parent between chunks.
+const DEPTH: usize = 2;
+
+enum Command {
+    Open(Arc<Call>),
+    Run(Chunk),
+    /// Forget the call now, dropping its chunks not yet given to a worker.
+    Close(u64),
+    /// Every chunk of the call has been sent and its caller no longer
+    /// waits: run them, then forget the call.
+    Detach(u64),
+}
+
+/// Whether the dispatcher takes work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    #[default]
+    Serving,
+    /// Run what was handed over, then end the workers.
+    Draining,
+    /// End the workers now.
+    Shut,
+}
+
+#[derive(Default)]
+struct Inbound {
+    commands: Vec<Command>,
+    phase: Phase,
+}
+
+/// The callers' side of a dispatcher: where calls send their commands.
+pub(crate) struct Link {
+    inbound: Mutex<Inbound>,
+    wake: Private,
+}
+
+impl Link {
+    fn inbound(&self) -> MutexGuard<'_, Inbound> {
+        self.inbound.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn send(&self, command: Command) {
+        let mut inbound = self.inbound();
+        if inbound.phase == Phase::Shut {
+            // Dropping the command drops its reply channel: the caller sees
+            // the pool closed instead of waiting.
+            return;
+        }
+        let was_empty = inbound.commands.is_empty();
+        inbound.commands.push(command);
+        drop(inbound);
+        if was_empty {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        // A full wake socket already holds a wake-up; nothing is lost.
+        let _ = self.wake.stream().write(&[1]);
+    }
+
+    pub(crate) fn open(&self, call: Arc<Call>) {
+        self.send(Command::Open(call));
+    }
+
+    pub(crate) fn run(&self, chunk: Chunk) {
+        self.send(Command::Run(chunk));
+    }
+
+    /// Forgets a call: its chunks not yet sent to a worker are dropped.
+    pub(crate) fn close(&self, call: u64) {
+        self.send(Command::Close(call));
+    }
+
+    /// Forgets a call once its chunks, all sent, have run.
+    pub(crate) fn detach(&self, call: u64) {
+        self.send(Command::Detach(call));
+    }
+}
+
+pub(crate) struct Dispatcher {
+    link: Arc<Link>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    /// Starts the thread and the crew's workers from it.
+    pub(crate) fn start(crew: Crew) -> Result<Self, Error> {
+        unwind::install_hook();
+        let (wake, woken) = platform::private_pair().map_err(Error::Spawn)?;
+        let link = Arc::new(Link {
+            inbound: Mutex::default(),
+            wake,
+        });
+        let (started, on_start) = mpsc::channel();
+        let theirs = Arc::clone(&link);
+        let thread = thread::Builder::new()
+            .name("forkmap-dispatcher".into())
+            .spawn(move || match Loop::start(crew, woken, theirs) {
+                Ok(mut state) => {
+                    let _ = started.send(Ok(()));
+                    state.run();
+                }
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                }
+            })
+            .map_err(Error::Spawn)?;
+        let dispatcher = Dispatcher {
+            link,
+            thread: Mutex::new(Some(thread)),
+        };
+        match on_start.recv() {
+            Ok(Ok(())) => Ok(dispatcher),
+            Ok(Err(e)) => Err(Error::Spawn(e)),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// Runs every chunk already handed over, then ends the workers and
+    /// waits for the dispatcher thread.
+    pub(crate) fn drain(&self) {
+        self.end(Phase::Draining);
+    }
+
+    /// Ends the workers now, killing busy ones, and waits for the
+    /// dispatcher thread. Calls in progress see the pool closed.
+    pub(crate) fn shut(&self) {
+        self.end(Phase::Shut);
+    }
+
+    fn end(&self, phase: Phase) {
+        {
+            let mut inbound = self.link.inbound();
+            if inbound.phase != Phase::Shut {
+                inbound.phase = phase;
+            }
+        }
+        self.link.wake();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// How often the memory of a busy worker is looked at, when the pool has
+/// a memory limit.
+const MEMORY_CHECK: Duration = Duration::from_millis(10);
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The dispatcher thread's state.
+struct Loop {
+    link: Arc<Link>,
+    woken: Private,
+    crew: Crew,
+    slots: Vec<Option<Worker>>,
+    calls: HashMap<u64, Arc<Call>>,
+    /// Calls to forget once none of their chunks is pending.
+    detached: HashSet<u64>,
+    pending: VecDeque<Chunk>,
+    spawn_error: Option<String>,
+}
+
+impl Loop {
+    fn start(crew: Crew, woken: Private, link: Arc<Link>) -> std::io::Result<Self> {
+        let mut slots = Vec::with_capacity(crew.workers);
+        for _ in 0..crew.workers {
+            // On failure the workers started so far end as `slots` drops.
+            slots.push(Some(Worker::spawn(&crew)?));
+        }
+        Ok(Loop {
+            link,
+            woken,
+            crew,
+            slots,
+            calls: HashMap::new(),
+            detached: HashSet::new(),
+            pending: VecDeque::new(),
+            spawn_error: None,
+        })
+    }
+
+    fn run(&mut self) {
+        loop {
+            match self.take_commands() {
+                Phase::Shut => break,
+                Phase::Draining if self.idle() => break,
+                _ => {}
+            }
+            // Giving out chunks can retire an idle worker, and replacing it
+            // makes room for more chunks.
+            self.assign();
+            while self.recycle() {
+                self.assign();
+            }
+            let wait = self.watch_limits();
+            let ready = {
+                let mut watched = vec![(self.woken.stream().as_fd(), false)];
+                watched.extend(
+                    self.slots
+                        .iter()
+                        .flatten()
+                        .map(|w| (w.channel.stream().as_fd(), !w.outbox.is_empty())),
+                );
+                match platform::poll(&watched, wait) {
+                    Ok(ready) => ready,
+                    // Nothing sensible is left to do; ending the loop fails
+                    // every call and ends every worker.
+                    Err(_) => break,
+                }
+            };
+            if ready[0].readable {
+                self.drain_wake();
+            }
+            let live: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].is_some())
+                .collect();
+            for (&i, ready) in live.iter().zip(&ready[1..]) {
+                if ready.writable {
+                    if let Some(worker) = &mut self.slots[i] {
+                        worker.flush();
+                    }
+                }
+                if ready.readable {
+                    self.receive(i);
+                }
+            }
+        }
+        self.shut_down();
+    }
+
+    /// Kills every worker whose item has run past its call's timeout, or
+    /// whose memory has grown past the pool's limit, and says how long until
+    /// either should be looked at again.
+    ///
+    /// A worker posts when each item of a timed call starts; a worker on
+    /// such a call that is not running an item now may start one at any
+    /// moment, whose deadline is then at least one timeout away. Memory is
+    /// looked at every [`MEMORY_CHECK`] while a worker holds work.
+    fn watch_limits(&mut self) -> Option<Duration> {
+        let now = platform::monotonic_ns();
+        let memory_limit = self.crew.memory_limit;
+        let mut next: Option<u64> = None;
+        let mut soonest = |deadline: u64| next = Some(next.map_or(deadline, |n| n.min(deadline)));
+        for worker in self.slots.iter_mut().flatten() {
+            let Some(held) = worker.held.front() else {
+                continue;
+            };
+            if worker.killed.is_some() {
+                continue;
+            }
+            let timeout = held.call.timeout;
+            let doing = worker.board.read();
+            if let (Some(limit), Some(resident)) = (memory_limit, worker.body.resident()) {
+                if resident.saturating_sub(worker.resident_at_start) > limit {
+                    worker.kill(doing, Failure::OutOfMemory(limit));
+                    continue;
+                }
+                soonest(now.saturating_add(nanos(MEMORY_CHECK)));
+            }
+            let Some(timeout) = timeout else {
+                continue;
+            };
+            match doing {
+                Doing::Running(item) if item.call == held.call.id && item.started != 0 => {
+                    let deadline = item.started.saturating_add(nanos(timeout));
+                    if now >= deadline {
+                        worker.kill(doing, Failure::TimedOut(timeout));
+                        continue;
+                    }
+                    soonest(deadline);
+                }
+                _ => soonest(now.saturating_add(nanos(timeout))),
+            }
+        }
+        next.map(|deadline| Duration::from_nanos(deadline.saturating_sub(now)))
+    }
+
+    /// Applies the callers' commands, and says what phase the pool is in.
+    fn take_commands(&mut self) -> Phase {
+        let (commands, phase) = {
+            let mut inbound = self.link.inbound();
+            (std::mem::take(&mut inbound.commands), inbound.phase)
+        };
+        for command in commands {
+            match command {
+                Command::Open(call) => {
+                    self.calls.insert(call.id, call);
+                }
+                Command::Run(chunk) => self.pending.push_back(chunk),
+                Command::Close(id) => {
+                    self.calls.remove(&id);
+                    self.pending.retain(|chunk| chunk.call != id);
+                }
+                Command::Detach(id) => {
+                    self.detached.insert(id);
+                }
+            }
+        }
+        phase
+    }
+
+    /// Whether every chunk handed over has been run.
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && self.slots.iter().flatten().all(|w| w.held.is_empty())
+    }
+
+    fn drain_wake(&mut self) {
+        let mut sink = [0; 64];
+        while matches!(self.woken.stream().read(&mut sink), Ok(n) if n > 0) {}
+    }
+
+    /// Replaces the retiring workers that have finished their chunks; true
+    /// if there were any.
+    fn recycle(&mut self) -> bool {
+        let mut replaced = false;
+        for i in 0..self.slots.len() {
+            let done = self.slots[i]
+                .as_ref()
+                .is_some_and(|w| w.retiring && w.held.is_empty());
+            if done {
+                self.bury(i, None);
+                replaced = true;
+            }
+        }
+        replaced
+    }
+
+    /// Gives pending chunks to workers with room, preferring for each worker
+    /// a chunk of the call whose closure it has already built.
+    fn assign(&mut self) {
+        if self.slots.iter().all(Option::is_none) {
+            self.respawn();
+        }
+        while !self.pending.is_empty() {
+            let free = self
+                .slots
+                .iter_mut()
+                .flatten()
+                .filter(|w| !w.broken && !w.retiring && w.held.len() < DEPTH)
+                .min_by_key(|w| w.held.len());
+            let Some(worker) = free else { break };
+            let position = self
+                .pending
+                .iter()
+                .take(64)
+                .position(|chunk| Some(chunk.call) == worker.loaded)
+                .unwrap_or(0);
+            if !worker.fits(&self.pending[position], self.crew.max_tasks) {
+                worker.retiring = true;
+                continue;
+            }
+            let chunk = self.pending.remove(position).expect("position is in range");
+            match self.calls.get(&chunk.call) {
+                Some(call) => worker.give(Arc::clone(call), chunk),
+                None => continue,
+            }
+            worker.flush();
+        }
+        if !self.detached.is_empty() {
+            // A chunk given to a worker keeps its call; only pending ones
+            // need it in `calls`.
+            let pending = &self.pending;
+            let calls = &mut self.calls;
+            self.detached.retain(|id| {
+                let waiting = pending.iter().any(|chunk| chunk.call == *id);
+                if !waiting {
+                    calls.remove(id);
+                }
+                waiting
+            });
+        }
+        if self.slots.iter().all(Option::is_none) {
+            let reason = self
+                .spawn_error
+                .clone()
+                .unwrap_or_else(|| "no worker is running".into());
+            for chunk in std::mem::take(&mut self.pending) {
+                self.fail(&chunk, Failure::Spawn(reason.clone()));
+            }
+        }
+    }
+
+    fn fail(&self, chunk: &Chunk, failure: Failure) {
+        if let Some(call) = self.calls.get(&chunk.call) {
+            call.deliver(Reply::Failed {
+                first: chunk.first,
+                count: chunk.count,
+                failure,
+            });
+        }
+    }
+
+    /// Reads what worker `i` sent, and buries it if its channel closed.
+    fn receive(&mut self, i: usize) {
+        let Some(worker) = &mut self.slots[i] else {
+            return;
+        };
+        for _ in 0..16 {
+            let mut stream = worker.channel.stream();
+            match worker.inbox.fill(&mut stream) {
+                Ok(Fill::Data) => loop {
+                    match worker.inbox.next_frame() {
+                        Ok(Some(frame)) => {
+                            if let Err(reason) = worker.settle(frame) {
+                                return self.bury(i, Some(reason));
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => return self.bury(i, Some(e.to_string())),
+                    }
+                },
+                Ok(Fill::Empty) => return,
+                Ok(Fill::Closed) | Err(_) => return self.bury(i, None),
+            }
+        }
+    }
+
+    /// Ends worker `i`, charges its death to the item it was running,
+    /// requeues what it held and had not run, and starts a replacement.
+    /// `broke` says the worker broke the protocol rather than died.
+    fn bury(&mut self, i: usize, broke: Option<String>) {
+        let Some(worker) = self.slots[i].take() else {
+            return;
+        };
+        let Worker {
+            body,
+            channel,
+            held,
+            board,
+            killed,
+            replied,
+            ..
+        } = worker;
+        drop(channel);
+        let death = body.end(broke.is_some());
+        let doing = board.read();
+        // Replace the worker before reporting, so that a caller who sees the
+        // failure finds the pool at full strength again.
+        self.slots[i] = Worker::spawn(&self.crew)
+            .map_err(|e| self.spawn_error = Some(e.to_string()))
+            .ok();
+        let mut again = Vec::new();
+        let mut held = held.into_iter();
+        if let Some(running) = held.next() {
+            let failed = match broke {
+                Some(reason) => {
+                    let reason = format!("the worker's reply did not check out: {reason}");
+                    vec![running.fail_rest(Failure::Codec(reason))]
+                }
+                None => {
+                    let cause = killed.unwrap_or(Cause::Died(death));
+                    running.after_death(doing, cause, replied, &mut again)
+                }
+            };
+            for reply in failed {
+                running.call.deliver(reply);
+            }
+        }
+        again.extend(held.map(|waiting| waiting.chunk));
+        for chunk in again.into_iter().rev() {
+            self.pending.push_front(chunk);
+        }
+    }
+
+    fn respawn(&mut self) {
+        for slot in self.slots.iter_mut().filter(|slot| slot.is_none()) {
+            match Worker::spawn(&self.crew) {
+                Ok(worker) => *slot = Some(worker),
+                Err(e) => self.spawn_error = Some(e.to_string()),
+            }
+        }
+    }
+
+    /// Ends every worker: an idle one sees end-of-file and exits, a busy one
+    /// is killed (a busy thread is left to finish its task).
+    fn shut_down(&mut self) {
+        {
+            // From now on commands are dropped, and so are those that came
+            // too late: their callers see the pool closed.
+            let mut inbound = self.link.inbound();
+            inbound.phase = Phase::Shut;
+            inbound.commands.clear();
+        }
+        let ending: Vec<(Body, bool)> = self
+            .slots
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|worker| (worker.body, !worker.held.is_empty()))
+            .collect();
+        for (body, busy) in ending {
+            body.end(busy);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! What passes between a call and its pool's dispatcher: the call, its
+//! chunks of encoded items, and the replies that come back.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Waker;
+use std::time::Duration;
+
+use crate::error::Death;
+use crate::frame::{self, FromWorker, Received, Refusal};
+
+/// A call in progress: one function over any number of items.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) id: u64,
+    /// The longest an item may run before its worker is killed.
+    pub(crate) timeout: Option<Duration>,
+    /// The `Call` frame that builds the closure in a worker.
+    pub(crate) setup: Arc<Vec<u8>>,
+    replies: Sender<Reply>,
+    waker: Arc<WakerSlot>,
+}
+
+/// Where an async caller leaves its waker, woken at each reply.
+#[derive(Debug, Default)]
+pub(crate) struct WakerSlot(Mutex<Option<Waker>>);
+
+impl WakerSlot {
+    pub(crate) fn set(&self, waker: &Waker) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    fn wake(&self) {
+        let waker = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Call {
+    /// A call with its setup frame, the receiver of its replies, and the
+    /// slot a waiting future leaves its waker in.
+    pub(crate) fn new(
+        id: u64,
+        timeout: Option<Duration>,
+        setup: Vec<u8>,
+    ) -> (Arc<Call>, Receiver<Reply>, Arc<WakerSlot>) {
+        let (replies, receiver) = mpsc::channel();
+        let waker = Arc::default();
+        let call = Call {
+            id,
+            timeout,
+            setup: Arc::new(setup),
+            replies,
+            waker: Arc::clone(&waker),
+        };
+        (Arc::new(call), receiver, waker)
+    }
+
+    /// Hands a reply to the caller; one who went away no longer wants it.
+    pub(crate) fn deliver(&self, reply: Reply) {
+        let _ = self.replies.send(reply);
+        self.waker.wake();
+    }
+}
+
+/// A frame of encoded items of one call.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pub(crate) call: u64,
+    pub(crate) first: u64,
+    pub(crate) count: u32,
+    pub(crate) frame: Arc<Vec<u8>>,
+}
+
+/// What became of a chunk.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The worker ran it: the frame's tail, from `outcomes`, holds one outcome
+    /// per item.
+    Done {
+        first: u64,
+        count: u32,
+        frame: Received,
+        outcomes: usize,
+    },
+    /// None of its items have a result.
+    Failed {
+        first: u64,
+        count: u32,
+        failure: Failure,
+    },
+}
+
+impl Reply {
+    pub(crate) fn first(&self) -> u64 {
+        match self {
+            Reply::Done { first, .. } | Reply::Failed { first, .. } => *first,
+        }
+    }
+
+    /// The number of items it covers.
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            Reply::Done { count, .. } | Reply::Failed { count, .. } => *count,
+        }
+    }
+
+    /// Reads a worker's reply frame: the call it names, the reply, and for
+    /// a `Done` reply where the next item's arguments start in its chunk.
+    pub(crate) fn from_frame(frame: Received) -> Result<(u64, Reply, Option<u32>), String> {
+        let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
+        Ok(match header {
+            FromWorker::Done {
+                call,
+                first,
+                count,
+                upto,
+            } => {
+                let outcomes = frame.body().len() - tail.len();
+                let reply = Reply::Done {
+                    first,
+                    count,
+                    frame,
+                    outcomes,
+                };
+                (call, reply, Some(upto))
+            }
+            FromWorker::Refused {
+                call,
+                first,
+                count,
+                reason,
+            } => {
+                let reply = Reply::Failed {
+                    first,
+                    count,
+                    failure: Failure::Refused(reason),
+                };
+                (call, reply, None)
+            }
+        })
+    }
+}
+
+/// Why a chunk has no results.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// The worker could not set the call up.
+    Refused(Refusal),
+    /// The worker died while running the item.
+    Died(Death),
+    /// The item ran past its call's timeout, and the worker was killed.
+    TimedOut(Duration),
+    /// The worker's memory grew past this limit, and it was killed.
+    OutOfMemory(u64),
+    /// The worker died while building the call's closure, or while running
+    /// the pool's initializer.
+    DiedSettingUp { death: Death, initializer: bool },
+    /// No worker could be started to run it.
+    Spawn(String),
+    /// An item could not be encoded, or a reply did not check out.
+    Codec(String),
+}
