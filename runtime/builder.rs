@@ -9,6 +9,7 @@ use crate::dispatch::{Crew, Dispatcher, Kind};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::frame::{self, ToWorker};
+use crate::init;
 use crate::task::Task;
 use crate::{ProcessPool, ThreadPool};
 
@@ -223,6 +224,7 @@ impl Builder<ProcessPool> {
     /// Forks the workers. Fails with [`Error::Config`] for an option of zero,
     /// and with [`Error::Spawn`] when the system cannot fork.
     pub fn build(self) -> Result<ProcessPool, Error> {
+        init::warn_if_threaded();
         self.start(Kind::Process).map(ProcessPool::from_engine)
     }
 }

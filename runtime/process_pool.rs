@@ -31,14 +31,13 @@ use crate::pool::{inherent_calls, Pool, Sealed};
 ///
 /// # Forking and threads
 ///
-/// Workers are forked from a thread the pool owns, while the rest of the
-/// program keeps running. A fork copies only the forking thread: a lock that
-/// another thread of the program held at that moment (the lock of `stdout`
-/// while it prints, a lock inside a C library) stays locked in the worker
-/// forever, and a task that takes it hangs. The allocator and the pool's own
-/// state are safe. Until forkmap has a fork server, create pools before
-/// starting threads that hold locks, or keep such threads away from the
-/// locks your tasks use.
+/// Call [`forkmap::init()`](crate::init) first thing in `main`: workers are
+/// then forked from a fork server that has no other threads. Without it,
+/// workers are forked from a thread the pool owns while the rest of the
+/// program runs, and a lock that another thread held at that moment (the
+/// lock of `stdout` while it prints, a lock inside a C library) stays locked
+/// in the worker forever, so a task that takes it hangs. forkmap warns once
+/// when it forks from a program with other threads without the server.
 pub struct ProcessPool {
     engine: Engine,
 }

@@ -6,12 +6,10 @@ use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use nix::unistd::Pid;
-
 use crate::board::Doing;
 use crate::error::Death;
 use crate::frame::{Inbox, Received};
-use crate::platform::{self, Private, SharedBoard};
+use crate::platform::{self, Child, Private, SharedBoard};
 use crate::reply::{Call, Chunk, Failure, Reply};
 use crate::worker;
 
@@ -46,7 +44,7 @@ pub(super) struct Outgoing {
 
 /// What a worker runs in.
 pub(super) enum Body {
-    Process(Pid),
+    Process(Child),
     Thread(JoinHandle<i32>),
 }
 
@@ -57,7 +55,7 @@ impl Body {
     /// finish it, since a thread cannot be killed.
     pub(super) fn end(self, kill: bool) -> Death {
         match self {
-            Body::Process(pid) => platform::reap(pid, kill),
+            Body::Process(child) => child.reap(kill),
             Body::Thread(thread) if !kill => thread.join().map_or(Death::Unknown, Death::Exit),
             Body::Thread(_) => Death::Unknown,
         }
@@ -65,15 +63,15 @@ impl Body {
 
     /// Kills a process at once; a thread cannot be killed.
     pub(super) fn kill(&self) {
-        if let Body::Process(pid) = self {
-            platform::kill(*pid);
+        if let Body::Process(child) = self {
+            child.kill();
         }
     }
 
     /// A process's resident memory, in bytes.
     pub(super) fn resident(&self) -> Option<u64> {
         match self {
-            Body::Process(pid) => platform::resident_bytes(*pid),
+            Body::Process(child) => child.resident(),
             Body::Thread(_) => None,
         }
     }
@@ -109,20 +107,21 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn spawn(crew: &Crew) -> std::io::Result<Self> {
-        let board = Arc::new(SharedBoard::new()?);
-        let (body, channel) = match crew.kind {
+        let (body, channel, board) = match crew.kind {
             Kind::Process => {
-                let spawned = platform::spawn_worker(worker::run, &board)?;
-                (Body::Process(spawned.pid), spawned.channel)
+                let spawned = platform::spawn_worker(worker::run)?;
+                let board = Arc::new(spawned.board);
+                (Body::Process(spawned.child), spawned.channel, board)
             }
             Kind::Thread => {
+                let board = Arc::new(SharedBoard::new()?);
                 let (ours, theirs) = platform::private_pair()?;
                 theirs.stream().set_nonblocking(false)?;
                 let theirs_board = Arc::clone(&board);
                 let thread = thread::Builder::new()
                     .name("forkmap-worker".into())
                     .spawn(move || worker::run(theirs.stream(), &theirs_board))?;
-                (Body::Thread(thread), ours)
+                (Body::Thread(thread), ours, board)
             }
         };
         let resident_at_start = body.resident().unwrap_or(0);

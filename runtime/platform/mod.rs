@@ -1,24 +1,25 @@
 //! Every call into the operating system beyond plain `std`: fork, waitpid,
-//! kill, poll, prctl, shared memory and clocks. Linux only, for now.
+//! kill, poll, prctl, passing descriptors, shared memory and clocks. Linux
+//! only, for now.
 
+mod process;
+mod server;
 mod shared;
 
+pub(crate) use process::{in_worker, WorkerBody};
 pub(crate) use shared::SharedBoard;
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{self, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{self, ForkResult, Pid};
+use nix::unistd::{self, Pid};
 
-use crate::board::Board;
 use crate::error::Death;
 
 /// The parent-side descriptors of every pool in this process. A freshly
@@ -78,125 +79,95 @@ pub(crate) fn private_pair() -> io::Result<(Private, Private)> {
     ))
 }
 
-/// A worker process and the parent's end of its channel.
+/// A worker process: its pid, and who forked it.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: Pid,
+    /// Forked by the fork server, which alone can reap it.
+    by_server: bool,
+}
+
+impl Child {
+    /// Waits for the worker, whose channel has closed, and says how it
+    /// ended. One that does not end by itself within a moment, or at all
+    /// when `kill` is set, is killed first.
+    pub(crate) fn reap(self, kill: bool) -> Death {
+        if self.by_server {
+            server::reap(self.pid, kill)
+        } else {
+            process::reap(self.pid, kill)
+        }
+    }
+
+    /// Kills the worker at once; its end-of-file follows, then [`reap`](Child::reap).
+    pub(crate) fn kill(&self) {
+        let _ = signal::kill(self.pid, Signal::SIGKILL);
+    }
+
+    /// Its resident memory, in bytes, or `None` once it is gone.
+    pub(crate) fn resident(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        let page = unistd::sysconf(unistd::SysconfVar::PAGE_SIZE).ok()??;
+        Some(pages * page as u64)
+    }
+}
+
+/// A new worker process, the parent's end of its channel, and its board.
 #[derive(Debug)]
 pub(crate) struct Spawned {
-    pub(crate) pid: Pid,
+    pub(crate) child: Child,
     pub(crate) channel: Private,
+    pub(crate) board: SharedBoard,
 }
 
-/// Forks a worker that runs `body` on its end of a new channel, then exits
-/// with the code `body` returns. The parent's end is non-blocking.
-///
-/// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
-/// call it from the thread that owns the pool for the pool's whole life.
-pub(crate) fn spawn_worker(
-    body: fn(&UnixStream, &Board) -> i32,
-    board: &SharedBoard,
-) -> io::Result<Spawned> {
+/// Starts a worker process that runs `body` on its end of a new channel:
+/// forked by the fork server when [`start_server`] has run, and otherwise
+/// from the calling thread, which the worker then dies with
+/// (`PR_SET_PDEATHSIG`), so call it from the thread that owns the pool for
+/// the pool's whole life.
+pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
+    if let Some(spawned) = server::spawn() {
+        let (pid, channel, board) = spawned?;
+        return Ok(Spawned {
+            child: Child {
+                pid,
+                by_server: true,
+            },
+            channel: Private::register(&mut ours(), channel),
+            board,
+        });
+    }
+    let board = SharedBoard::new()?;
     let mut ours = ours();
-    let (parent_end, child_end) = UnixStream::pair()?;
-    parent_end.set_nonblocking(true)?;
+    // Every descriptor of every pool: a new worker closes them all.
     let inherited: Vec<RawFd> = ours.clone();
-    let parent = unistd::getpid();
-    // SAFETY: `fork` is sound to call; what needs care is what the child does
-    // afterwards, since it starts as a copy of this process with only the
-    // calling thread. The child runs `child` below and never returns from
-    // this function: it closes descriptors that are not its own, arms its
-    // death signal, runs the worker loop and leaves with `_exit`, so it never
-    // unwinds into the parent's frames or runs the parent's destructors or
-    // `atexit` handlers. The worker loop allocates and runs user code; locks
-    // that other parent threads held at the fork stay locked in the child
-    // (the glibc allocator's are reset by its own fork handlers), which is
-    // the hazard documented on `ProcessPool`.
-    match unsafe { unistd::fork() }? {
-        ForkResult::Child => {
-            drop(ours);
-            child(parent, inherited, parent_end, child_end, board, body)
-        }
-        ForkResult::Parent { child } => {
-            drop(child_end);
-            Ok(Spawned {
-                pid: child,
-                channel: Private::register(&mut ours, parent_end),
-            })
-        }
-    }
+    let (pid, channel) = process::fork_worker(&inherited, &board, body)?;
+    Ok(Spawned {
+        child: Child {
+            pid,
+            by_server: false,
+        },
+        channel: Private::register(&mut ours, channel),
+        board,
+    })
 }
 
-/// The first and last code a worker runs.
-fn child(
-    parent: Pid,
-    inherited: Vec<RawFd>,
-    parent_end: UnixStream,
-    child_end: UnixStream,
-    board: &Board,
-    body: fn(&UnixStream, &Board) -> i32,
-) -> ! {
-    for fd in inherited {
-        // Closing by number: these are the parent-side sockets of other
-        // workers and pools, owned by `Private` values that this process
-        // will never drop, so nothing else closes or reuses them here.
-        let _ = unistd::close(fd);
-    }
-    drop(parent_end);
-    let armed = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
-    let code = if !armed || unistd::getppid() != parent {
-        // The parent is already gone (or cannot be watched): do no work.
-        1
-    } else {
-        std::panic::catch_unwind(move || body(&child_end, board)).unwrap_or(101)
-    };
-    let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
-    // SAFETY: `_exit` ends the process at once; skipping destructors and
-    // `atexit` handlers is the point, since they belong to the parent.
-    unsafe { nix::libc::_exit(code) }
+/// Starts the fork server, from which every worker is forked from now on;
+/// false if it was running already. Call it while this process has one
+/// thread.
+pub(crate) fn start_server(body: WorkerBody) -> io::Result<bool> {
+    server::start(body)
 }
 
-/// Reaps a worker whose channel has closed, and says how it ended. A worker
-/// that does not end by itself within a moment, or at all when `kill` is
-/// set, is killed first.
-pub(crate) fn reap(pid: Pid, kill: bool) -> Death {
-    if !kill {
-        let deadline = Instant::now() + Duration::from_millis(200);
-        while Instant::now() < deadline {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
-                    thread::sleep(Duration::from_micros(200))
-                }
-                status => return death(status),
-            }
-        }
-    }
-    let _ = signal::kill(pid, Signal::SIGKILL);
-    loop {
-        match waitpid(pid, None) {
-            Err(Errno::EINTR) => {}
-            status => return death(status),
-        }
-    }
+/// Whether workers come from the fork server.
+pub(crate) fn server_running() -> bool {
+    server::running()
 }
 
-/// The resident memory of a process, in bytes, or `None` once it is gone.
-pub(crate) fn resident_bytes(pid: Pid) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let page = unistd::sysconf(unistd::SysconfVar::PAGE_SIZE).ok()??;
-    Some(pages * page as u64)
-}
-
-/// Kills a worker at once; its end-of-file follows, then [`reap`].
-pub(crate) fn kill(pid: Pid) {
-    let _ = signal::kill(pid, Signal::SIGKILL);
-}
-
-fn death(status: nix::Result<WaitStatus>) -> Death {
-    match status {
-        Ok(WaitStatus::Exited(_, code)) => Death::Exit(code),
-        Ok(WaitStatus::Signaled(_, signal, _)) => Death::Signal(signal as i32),
-        _ => Death::Unknown,
-    }
+/// How many threads this process has.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
 }
 
 /// Nanoseconds of the monotonic clock, which every process of the machine

@@ -3,9 +3,12 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::ops::Deref;
+use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
-use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::unistd::ftruncate;
 
 use crate::board::Board;
 
@@ -18,7 +21,7 @@ const LEN: NonZeroUsize = match NonZeroUsize::new(4096) {
 const _: () = assert!(std::mem::size_of::<Board>() <= LEN.get());
 
 /// A [`Board`] in a shared mapping: a process forked after it was made
-/// shares it.
+/// shares it, and so does a process that maps the same memory file.
 #[derive(Debug)]
 pub(crate) struct SharedBoard {
     page: NonNull<Board>,
@@ -41,6 +44,33 @@ impl SharedBoard {
                 LEN,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
+            )
+        }?;
+        Ok(SharedBoard { page: page.cast() })
+    }
+
+    /// A zeroed board in a memory file, and the file, for sending to another
+    /// process, which maps it with [`SharedBoard::open`].
+    pub(crate) fn create_file() -> io::Result<(Self, OwnedFd)> {
+        let file = memfd_create(c"forkmap-board", MFdFlags::MFD_CLOEXEC)?;
+        ftruncate(&file, LEN.get() as i64)?;
+        let board = Self::open(&file)?;
+        Ok((board, file))
+    }
+
+    /// Maps the board in a memory file made by [`SharedBoard::create_file`].
+    pub(crate) fn open(file: impl AsFd) -> io::Result<Self> {
+        // SAFETY: a new shared mapping of a file of `LEN` bytes, at an
+        // address the kernel chooses: it overlaps no other memory. A memory
+        // file starts zeroed, and all zero is a valid `Board`.
+        let page = unsafe {
+            mmap(
+                None,
+                LEN,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                file,
+                0,
             )
         }?;
         Ok(SharedBoard { page: page.cast() })

@@ -1,0 +1,135 @@
+//! Forking one worker, the first and last code it runs, and reaping it.
+//! Both ways of starting workers use these: forking from the pool's own
+//! thread, and forking from the fork server.
+
+use std::io::{self, Write};
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{self, ForkResult, Pid};
+
+use crate::board::Board;
+use crate::error::Death;
+
+/// What a worker runs: it serves its end of the channel and returns the
+/// process's exit code.
+pub(crate) type WorkerBody = fn(&UnixStream, &Board) -> i32;
+
+/// Set in a worker process: a worker never starts a fork server.
+static IN_WORKER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is a worker.
+pub(crate) fn in_worker() -> bool {
+    IN_WORKER.load(Ordering::Relaxed)
+}
+
+/// Forks a worker that runs `body` on its end of a new channel, posting on
+/// `board`, then exits with the code `body` returns. The worker first closes
+/// the descriptors in `close`, which are not its own. Returns its pid and
+/// the parent's end of the channel, which is non-blocking.
+///
+/// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
+/// call it from a thread that lives as long as the worker should.
+pub(super) fn fork_worker(
+    close: &[RawFd],
+    board: &Board,
+    body: WorkerBody,
+) -> io::Result<(Pid, UnixStream)> {
+    let (parent_end, child_end) = UnixStream::pair()?;
+    parent_end.set_nonblocking(true)?;
+    let parent = unistd::getpid();
+    // SAFETY: `fork` is sound to call; what needs care is what the child does
+    // afterwards, since it starts as a copy of this process with only the
+    // calling thread. The child runs `worker_main` and never returns from
+    // this function: it closes descriptors that are not its own, arms its
+    // death signal, runs the worker loop and leaves with `_exit`, so it never
+    // unwinds into the parent's frames or runs the parent's destructors or
+    // `atexit` handlers. The worker loop allocates and runs user code; locks
+    // that other threads of the forking process held at the fork stay locked
+    // in the child (the glibc allocator's are reset by its own fork
+    // handlers), which is why the fork server exists: it has no other
+    // threads. The hazard without it is documented on `forkmap::init`.
+    match unsafe { unistd::fork() }? {
+        ForkResult::Child => worker_main(parent, close, parent_end, child_end, board, body),
+        ForkResult::Parent { child } => {
+            drop(child_end);
+            Ok((child, parent_end))
+        }
+    }
+}
+
+/// The first and last code a worker runs.
+fn worker_main(
+    parent: Pid,
+    close: &[RawFd],
+    parent_end: UnixStream,
+    child_end: UnixStream,
+    board: &Board,
+    body: WorkerBody,
+) -> ! {
+    IN_WORKER.store(true, Ordering::Relaxed);
+    for &fd in close {
+        // Closing by number: these belong to the forking process (its other
+        // channels, the fork server's control socket), owned by values that
+        // this process will never drop, so nothing else closes or reuses
+        // them here.
+        let _ = unistd::close(fd);
+    }
+    drop(parent_end);
+    let armed = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
+    let code = if !armed || unistd::getppid() != parent {
+        // The parent is already gone (or cannot be watched): do no work.
+        1
+    } else {
+        std::panic::catch_unwind(move || body(&child_end, board)).unwrap_or(101)
+    };
+    exit(code)
+}
+
+/// Flushes the standard streams and ends this process at once.
+pub(super) fn exit(code: i32) -> ! {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; skipping destructors and
+    // `atexit` handlers is the point, since they belong to the process this
+    // one was forked from.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Reaps a child whose channel has closed, and says how it ended. A child
+/// that does not end by itself within a moment, or at all when `kill` is
+/// set, is killed first.
+pub(super) fn reap(pid: Pid, kill: bool) -> Death {
+    if !kill {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
+                    thread::sleep(Duration::from_micros(200))
+                }
+                status => return death(status),
+            }
+        }
+    }
+    let _ = signal::kill(pid, Signal::SIGKILL);
+    loop {
+        match waitpid(pid, None) {
+            Err(Errno::EINTR) => {}
+            status => return death(status),
+        }
+    }
+}
+
+fn death(status: nix::Result<WaitStatus>) -> Death {
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => Death::Exit(code),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Death::Signal(signal as i32),
+        _ => Death::Unknown,
+    }
+}
