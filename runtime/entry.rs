@@ -10,9 +10,9 @@
 //!   clear error that names the function.
 //! - [`Entry::Code`]: a plain function or a closure that captures nothing. Such
 //!   a type is monomorphic code with no registry entry, so the parent sends the
-//!   offset of its start function from [`anchor`], and the worker turns the
-//!   offset back into a function pointer. Why that is sound is written next to
-//!   the `unsafe` below.
+//!   offset of its start function from [`anchor`], with a check value, and the
+//!   worker turns the offset back into a function pointer only if the check
+//!   value matches. Why that is sound is written next to the `unsafe` below.
 
 use std::any::type_name;
 use std::mem::size_of;
@@ -49,8 +49,9 @@ pub static REMOTES: [RemoteEntry];
 pub(crate) enum Entry<'a> {
     /// A `#[remote]` factory, looked up by key in [`REMOTES`].
     Named(&'a str),
-    /// A start function at this offset from [`anchor`].
-    Code(i64),
+    /// A start function at `offset` from [`anchor`], and the offset's
+    /// [`check`] value.
+    Code { offset: i64, check: u64 },
 }
 
 /// A task's entry and the name its errors carry.
@@ -87,8 +88,12 @@ where
     Args: DeserializeOwned + 'static,
 {
     let start: StartFn = start_plain::<F, Args>;
+    let offset = (start as usize as i64).wrapping_sub(anchor_address());
     Described {
-        entry: Entry::Code((start as usize as i64).wrapping_sub(anchor_address())),
+        entry: Entry::Code {
+            offset,
+            check: check(offset),
+        },
         name: type_name::<F>(),
     }
 }
@@ -132,6 +137,18 @@ fn anchor_address() -> i64 {
     anchor as usize as i64
 }
 
+/// The check value of a code offset: a keyed hash of it, the key being
+/// this build of forkmap. Bytes that were not made by [`plain`] (corrupted,
+/// or not a frame at all) match it with a chance of one in 2^64.
+fn check(offset: i64) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(
+        &(offset, "forkmap code entry", env!("CARGO_PKG_VERSION")),
+        &mut hasher,
+    );
+    std::hash::Hasher::finish(&hasher)
+}
+
 /// Finds the start function of an entry received from the parent.
 pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
     match entry {
@@ -142,20 +159,32 @@ pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
             .ok_or_else(|| {
                 format!("no #[remote] factory `{key}` is linked into the worker's program")
             }),
-        Entry::Code(offset) => {
+        Entry::Code {
+            offset,
+            check: sent,
+        } => {
+            if sent != check(offset) {
+                return Err(format!(
+                    "the code of the function does not check out (offset {offset:#x}): \
+                     the frame was not made by this program"
+                ));
+            }
             let address = anchor_address().wrapping_add(offset) as usize;
-            // SAFETY: an `Entry::Code` is only ever made by `plain`, in the
-            // parent, from a real `StartFn` of this program image: the offset
-            // is that function's address minus `anchor`'s. Workers are forked
-            // from the parent, so they run the same image at the same load
-            // address, and `anchor + offset` is that same `StartFn` (a backend
-            // that runs the binary elsewhere must first check that both sides
-            // run the same build). The entry reaches the worker only through
-            // the pool's own socket pair, which the parent creates before the
-            // fork and which no other process holds (every other worker closes
-            // its copy right after its fork), so the worker decodes exactly the
-            // value the parent encoded. Every start function has the type
-            // `StartFn`, so the pointer is called at its real type.
+            // SAFETY: an `Entry::Code` is made by `plain`, in the parent, from
+            // a real `StartFn` of this program image: the offset is that
+            // function's address minus `anchor`'s, and its check value is
+            // `check(offset)`. Workers are forked from the parent or from the
+            // fork server, itself forked from the parent, so they run the same
+            // image at the same load address, and `anchor + offset` is that
+            // same `StartFn` (a backend that runs the binary elsewhere must
+            // first check that both sides run the same build). The entry
+            // reaches the worker only through the pool's own socket pair,
+            // which no other process holds (every other worker closes its copy
+            // right after its fork), so the worker decodes the value the
+            // parent encoded; and bytes that somehow were not (a bug, memory
+            // corruption) pass the check above with a chance of one in 2^64.
+            // Every start function has the type `StartFn`, so the pointer is
+            // called at its real type.
             Ok(unsafe { std::mem::transmute::<usize, StartFn>(address) })
         }
     }

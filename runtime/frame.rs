@@ -364,3 +364,102 @@ impl Inbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Frames that do not check out: a reader returns an error or waits for
+    //! more bytes, and never panics, aborts, or allocates much more than it
+    //! was sent.
+
+    use super::*;
+    use crate::test_rng::Rng;
+
+    /// Reads a byte stream in pieces of random sizes.
+    struct Pieces<'a> {
+        bytes: &'a [u8],
+        rng: Rng,
+    }
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.bytes.is_empty() {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = (1 + self.rng.below(self.bytes.len())).min(buf.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// A stream of a few frames: small length prefixes (some of them lies)
+    /// or random ones, and random bodies.
+    fn stream(rng: &mut Rng) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..rng.below(4) {
+            let len = if rng.below(4) == 0 {
+                rng.next() as u32
+            } else {
+                rng.below(96) as u32
+            };
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend(rng.bytes(128));
+        }
+        out
+    }
+
+    fn headers_do_not_panic(body: &[u8]) {
+        let _ = split::<FromWorker>(body);
+        let _ = split::<ToWorker<'_>>(body);
+    }
+
+    #[test]
+    fn random_streams_never_panic_or_overallocate() {
+        let mut rng = Rng::new(0x5eed);
+        for _ in 0..300_000 {
+            let bytes = stream(&mut rng);
+            let mut inbox = Inbox::new();
+            let mut source = Pieces {
+                bytes: &bytes,
+                rng: Rng::new(rng.next()),
+            };
+            'reading: while inbox.fill(&mut source).unwrap() == Fill::Data {
+                loop {
+                    match inbox.next_frame() {
+                        Ok(Some(frame)) => headers_do_not_panic(frame.body()),
+                        Ok(None) => break,
+                        Err(_) => break 'reading,
+                    }
+                }
+            }
+            assert!(inbox.storage.len() <= READ_SIZE + 2 * bytes.len());
+
+            let mut buf = Vec::new();
+            let mut reader = &bytes[..];
+            while let Ok(true) = read_blocking(&mut reader, &mut buf) {
+                headers_do_not_panic(&buf);
+            }
+            assert!(buf.capacity() <= READ_SIZE + 2 * bytes.len());
+        }
+    }
+
+    #[test]
+    fn a_huge_length_is_refused_before_anything_is_allocated() {
+        let mut prefix = &u32::MAX.to_le_bytes()[..];
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_blocking(&mut prefix, &mut buf),
+            Err(FrameError::TooLong(_))
+        ));
+        assert_eq!(buf.capacity(), 0);
+    }
+
+    #[test]
+    fn random_headers_never_panic() {
+        let mut rng = Rng::new(0xbadf00d);
+        for _ in 0..300_000 {
+            let body = rng.bytes(48);
+            headers_do_not_panic(&body);
+        }
+    }
+}

@@ -53,6 +53,8 @@ mod reply;
 mod serial_pool;
 mod stream;
 mod task;
+#[cfg(test)]
+mod test_rng;
 mod thread_pool;
 mod unwind;
 mod worker;

@@ -296,7 +296,7 @@ fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Box<dyn Job>, Refusal>
         Ok(Ok(job)) => Ok(job),
         Ok(Err(reason)) => Err(Refusal::Unrunnable(match entry {
             entry::Entry::Named(name) => format!("`{name}`: {reason}"),
-            entry::Entry::Code(_) => reason,
+            entry::Entry::Code { .. } => reason,
         })),
         Err(report) => Err(Refusal::FactoryPanicked(report)),
     }
@@ -331,6 +331,7 @@ mod tests {
 
     use super::*;
     use crate::entry::Entry;
+    use crate::task::Task;
 
     #[crate::remote(crate = crate)]
     fn adder(n: u64) -> impl Fn(u64) -> u64 {
@@ -474,5 +475,112 @@ mod tests {
         let mut replies = handle(&mut server, &chunk);
         let reason = refusal(replies.pop().unwrap());
         assert!(reason.contains("item count"), "{reason}");
+    }
+
+    fn total(values: Vec<u32>) -> u64 {
+        values.iter().map(|&v| u64::from(v)).sum()
+    }
+
+    fn nothing() {}
+
+    /// A chunk frame of call 1 holding `items`, already encoded.
+    fn chunk(first: u64, items: &[u8], count: u32) -> Vec<u8> {
+        let mut tail = items.to_vec();
+        tail.extend_from_slice(&count.to_le_bytes());
+        frame(&ToWorker::Chunk { call: 1, first }, &tail)
+    }
+
+    #[test]
+    fn random_and_mutated_frames_never_panic_a_worker() {
+        use crate::test_rng::Rng;
+
+        let mut setup = Vec::new();
+        let entry = Task::<(Vec<u32>,)>::__describe(&total, &mut setup)
+            .unwrap()
+            .entry;
+        let mut init_setup = Vec::new();
+        let init_entry = Task::<()>::__describe(&nothing, &mut init_setup)
+            .unwrap()
+            .entry;
+        let mut vec_items = Vec::new();
+        for i in 0..5u32 {
+            vec_items.extend(postcard::to_stdvec(&(vec![i; i as usize],)).unwrap());
+        }
+        let mut u64_items = Vec::new();
+        for i in 0..5u64 {
+            u64_items.extend(postcard::to_stdvec(&(i,)).unwrap());
+        }
+        let valid = [
+            frame(
+                &ToWorker::Call {
+                    call: 1,
+                    entry,
+                    timed: false,
+                },
+                &setup,
+            ),
+            frame(
+                &ToWorker::Call {
+                    call: 1,
+                    entry: Entry::Named(adder_key()),
+                    timed: true,
+                },
+                &postcard::to_stdvec(&(5u64,)).unwrap(),
+            ),
+            frame(&ToWorker::Init { entry: init_entry }, &init_setup),
+            chunk(0, &vec_items, 5),
+            chunk(40, &u64_items, 5),
+        ];
+        let mut rng = Rng::new(0xf022);
+        let mut server = Server::new(true);
+        let board = Board::default();
+        let mut replies = 0usize;
+        let mut sink = |_: &[u8]| {
+            replies += 1;
+            Ok(())
+        };
+        // The valid frames work as they are.
+        for body in &valid {
+            server.handle(body, &board, &mut sink).unwrap();
+        }
+        for round in 0..500_000 {
+            let body = if round % 5 == 0 {
+                rng.bytes(64)
+            } else {
+                let base = &valid[rng.below(valid.len())];
+                rng.mutate(base)
+            };
+            // An error is fine; a panic or an abort fails the test.
+            let _ = server.handle(&body, &board, &mut sink);
+        }
+        assert!(replies > 10_000, "few frames reached a chunk: {replies}");
+    }
+
+    #[test]
+    fn a_code_entry_whose_check_fails_is_refused() {
+        let mut setup = Vec::new();
+        let Entry::Code { offset, check } = Task::<(Vec<u32>,)>::__describe(&total, &mut setup)
+            .unwrap()
+            .entry
+        else {
+            panic!("a plain function is described by its code");
+        };
+        let mut server = Server::new(false);
+        set_up(
+            &mut server,
+            Entry::Code {
+                offset,
+                check: check ^ 1,
+            },
+            &setup,
+        );
+        let reason = refusal(run(&mut server, &[], 1));
+        assert!(reason.contains("does not check out"), "{reason}");
+        set_up(&mut server, Entry::Code { offset, check }, &setup);
+        let items = postcard::to_stdvec(&(vec![1u32, 2, 3],)).unwrap();
+        assert!(matches!(
+            run(&mut server, &items, 1),
+            FromWorker::Done { count: 1, .. }
+        ));
     }
 }
