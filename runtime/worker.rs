@@ -241,8 +241,10 @@ fn refuse(
     Ok(())
 }
 
-/// How long a worker keeps results of a chunk before sending them: a slow
-/// item's result goes out soon after it is done, not at its chunk's end.
+/// How long a worker keeps results of a chunk before sending them, looked at
+/// after items: a slow item's result goes out as soon as it is done, not at
+/// its chunk's end, and quick items' results go out every few milliseconds.
+/// (A quick item's result still waits for a slow item right after it.)
 const SEND_AFTER: Duration = Duration::from_millis(2);
 
 /// Says when [`SEND_AFTER`] has passed, looking at the clock only every so

@@ -129,3 +129,47 @@ fn zero_workers_is_a_configuration_error() {
     let err = ProcessPool::new(0).unwrap_err();
     assert!(matches!(err, forkmap::Error::Config(_)), "{err}");
 }
+
+/// Item 0 takes a while (longer than a worker keeps results before sending
+/// them); item 1 waits (10 s at most) for the file named by its argument,
+/// which the caller creates once it holds item 0's result.
+fn wait_for_caller(path: String, index: u64) -> bool {
+    if index == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        return true;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if std::path::Path::new(&path).exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_slow_items_result_comes_back_before_the_rest_of_its_chunk_has_run() {
+    let path = std::env::temp_dir()
+        .join(format!("forkmap-streaming-{}", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    let _ = std::fs::remove_file(&path);
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(2)
+        .build()
+        .unwrap();
+    let mut results = pool.imap(
+        |(path, index): (String, u64)| wait_for_caller(path, index),
+        [(path.clone(), 0), (path.clone(), 1)],
+    );
+    assert!(results.next().unwrap().unwrap());
+    std::fs::write(&path, b"").unwrap();
+    let second = results.next().unwrap().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        second,
+        "item 0's result only came with item 1's, at the chunk's end"
+    );
+}
