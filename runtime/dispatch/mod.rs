@@ -211,6 +211,9 @@ struct Loop {
     detached: HashSet<u64>,
     pending: VecDeque<Chunk>,
     spawn_error: Option<String>,
+    /// When the workers' memory is to be looked at next
+    /// ([`platform::monotonic_ns`]).
+    next_memory_check: u64,
 }
 
 impl Loop {
@@ -229,6 +232,7 @@ impl Loop {
             detached: HashSet::new(),
             pending: VecDeque::new(),
             spawn_error: None,
+            next_memory_check: 0,
         })
     }
 
@@ -291,7 +295,14 @@ impl Loop {
     /// looked at every [`MEMORY_CHECK`] while a worker holds work.
     fn watch_limits(&mut self) -> Option<Duration> {
         let now = platform::monotonic_ns();
-        let memory_limit = self.crew.memory_limit;
+        let memory_limit = self
+            .crew
+            .memory_limit
+            .filter(|_| now >= self.next_memory_check);
+        if memory_limit.is_some() {
+            self.next_memory_check = now.saturating_add(nanos(MEMORY_CHECK));
+        }
+        let memory_check = self.crew.memory_limit.map(|_| self.next_memory_check);
         let mut next: Option<u64> = None;
         let mut soonest = |deadline: u64| next = Some(next.map_or(deadline, |n| n.min(deadline)));
         for worker in self.slots.iter_mut().flatten() {
@@ -308,7 +319,9 @@ impl Loop {
                     worker.kill(doing, Failure::OutOfMemory(limit));
                     continue;
                 }
-                soonest(now.saturating_add(nanos(MEMORY_CHECK)));
+            }
+            if let Some(check) = memory_check {
+                soonest(check);
             }
             let Some(timeout) = timeout else {
                 continue;
