@@ -1,31 +1,65 @@
-//! Dropping a pool leaves no child process and no open descriptor behind.
-//! One test in its own binary, so no other pool shares the process table.
+//! Dropping a pool leaves no child process, no zombie, no open descriptor
+//! and no memory behind. This binary is its own process, so no other test
+//! file's pools share its process table; its tests take turns, so neither
+//! sees the other's workers.
 
 use std::collections::HashSet;
 use std::fs;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use forkmap::ProcessPool;
 
+/// Held by each test for its whole run.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ends the whole test binary, with a message, if it is not dropped within
+/// `limit`: a pool that hangs fails the test instead of stalling it.
+struct Watchdog {
+    _done: mpsc::Sender<()>,
+}
+
+fn watchdog(test: &'static str, limit: Duration) -> Watchdog {
+    let (done, finished) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+            eprintln!("{test}: not finished after {limit:?}: a pool hangs");
+            std::process::exit(1);
+        }
+    });
+    Watchdog { _done: done }
+}
+
 /// The processes whose parent is this process, zombies included, read from
-/// the process table.
-fn children() -> HashSet<u32> {
+/// the process table, each with its state letter (`R`, `S`, `Z`, ...).
+fn children_with_state() -> Vec<(u32, char)> {
     let me = std::process::id();
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            // The parent pid is the second field after the command name,
-            // which is in parentheses and may itself hold spaces.
-            let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-            after_name
-                .split(' ')
-                .nth(1)
-                .and_then(|ppid| ppid.parse::<u32>().ok())
-                == Some(me)
+        .filter_map(|pid| {
+            // The state and the parent pid are the first two fields after
+            // the command name, which is in parentheses and may itself hold
+            // spaces.
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == me).then_some((pid, state))
         })
+        .collect()
+}
+
+fn children() -> HashSet<u32> {
+    children_with_state()
+        .into_iter()
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -33,12 +67,34 @@ fn open_descriptors() -> usize {
     fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// This process's resident memory, in KiB.
+fn resident_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("/proc/self/status has a VmRSS line");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable {line:?}"))
+}
+
 fn worker_pid(_: u64) -> u32 {
     std::process::id()
 }
 
+fn square_where(x: u64) -> (u64, u32) {
+    (x * x, std::process::id())
+}
+
 #[test]
 fn dropping_pools_leaves_no_child_and_no_descriptor() {
+    let _alone = alone();
+    let _watchdog = watchdog(
+        "dropping_pools_leaves_no_child_and_no_descriptor",
+        Duration::from_secs(30),
+    );
     let fds_before = open_descriptors();
     assert_eq!(children(), HashSet::new(), "children before any pool");
     for _ in 0..20 {
@@ -65,4 +121,82 @@ fn dropping_pools_leaves_no_child_and_no_descriptor() {
         );
     }
     assert_eq!(open_descriptors(), fds_before, "descriptors after 20 pools");
+}
+
+/// Creates a pool of 2, maps over a few items, checks the results came
+/// from its live workers, and drops it; then checks nothing is left.
+fn cycle(round: usize) {
+    let pool = ProcessPool::new(2).unwrap();
+    let results = pool.map(square_where, 0..6u64).unwrap();
+    let alive = children();
+    assert_eq!(
+        alive.len(),
+        2,
+        "round {round}: a live pool of 2 has 2 children: {alive:?}"
+    );
+    for (x, (square, pid)) in results.into_iter().enumerate() {
+        assert_eq!(square, (x * x) as u64, "round {round}: item {x}");
+        assert!(
+            alive.contains(&pid),
+            "round {round}: item {x} ran in {pid}, children are {alive:?}"
+        );
+    }
+    drop(pool);
+    let left = children_with_state();
+    assert!(
+        left.is_empty(),
+        "round {round}: processes (pid, state) left after the pool was dropped: {left:?}"
+    );
+}
+
+#[test]
+fn a_thousand_pools_leave_no_child_descriptor_or_memory() {
+    const WARM_UP: usize = 100;
+    const CYCLES: usize = 1_000;
+    /// Room for the allocator's noise; a leak of a few KiB per pool is past it.
+    const SLACK_KIB: u64 = 4 * 1024;
+
+    let _alone = alone();
+    let _watchdog = watchdog(
+        "a_thousand_pools_leave_no_child_descriptor_or_memory",
+        Duration::from_secs(45),
+    );
+    assert_eq!(children(), HashSet::new(), "children before any pool");
+    let fds_before = open_descriptors();
+    for round in 0..WARM_UP {
+        cycle(round);
+    }
+    let fds_warm = open_descriptors();
+    let rss_warm = resident_kib();
+
+    let started = Instant::now();
+    for round in WARM_UP..WARM_UP + CYCLES {
+        cycle(round);
+    }
+    let took = started.elapsed();
+    let fds_after = open_descriptors();
+    let rss_after = resident_kib();
+
+    println!(
+        "{CYCLES} create/map/drop cycles of ProcessPool::new(2): {took:.2?} \
+         ({:.2?} each, after {WARM_UP} warm-up cycles)",
+        took / CYCLES as u32
+    );
+    println!(
+        "open descriptors: {fds_before} before any pool, {fds_warm} after warm-up, \
+         {fds_after} after {CYCLES} more"
+    );
+    println!(
+        "VmRSS: {rss_warm} KiB after warm-up, {rss_after} KiB after {CYCLES} more \
+         ({:+} KiB; slack {SLACK_KIB} KiB)",
+        rss_after as i64 - rss_warm as i64
+    );
+    assert_eq!(
+        fds_after, fds_before,
+        "descriptors after {CYCLES} pools, against before any"
+    );
+    assert!(
+        rss_after <= rss_warm + SLACK_KIB,
+        "VmRSS grew from {rss_warm} KiB to {rss_after} KiB over {CYCLES} pools"
+    );
 }

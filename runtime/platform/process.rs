@@ -43,6 +43,7 @@ pub(super) fn fork_worker(
 ) -> io::Result<(Pid, UnixStream)> {
     let (parent_end, child_end) = UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
+    flush_standard_streams();
     let parent = unistd::getpid();
     // SAFETY: `fork` is sound to call; what needs care is what the child does
     // afterwards, since it starts as a copy of this process with only the
@@ -92,10 +93,16 @@ fn worker_main(
     exit(code)
 }
 
-/// Flushes the standard streams and ends this process at once.
-pub(super) fn exit(code: i32) -> ! {
+/// Writes out what this process's standard streams hold, before a fork:
+/// otherwise the child would hold a copy, and print it a second time.
+pub(super) fn flush_standard_streams() {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
+}
+
+/// Flushes the standard streams and ends this process at once.
+pub(super) fn exit(code: i32) -> ! {
+    flush_standard_streams();
     // SAFETY: `_exit` ends the process at once; skipping destructors and
     // `atexit` handlers is the point, since they belong to the process this
     // one was forked from.

@@ -60,6 +60,7 @@ pub(crate) fn start(body: WorkerBody) -> io::Result<bool> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
+    process::flush_standard_streams();
     let parent = unistd::getpid();
     // SAFETY: the caller has made sure this process has no other thread, so
     // the child is a complete copy, with no lock held by a thread it lacks.

@@ -1,0 +1,460 @@
+//! The fault matrix of issue 5: one item of twenty panics, exits, aborts,
+//! segfaults, is killed from outside, overflows its stack, goes past the
+//! memory limit or past the timeout. For every fault, that item alone fails,
+//! with the right error, naming its index and the function; every other
+//! item gives its value; `map` says 19 completed and 1 failed; the same pool
+//! then serves a clean call; and the pool is back to its two workers.
+//!
+//! The tests count the children of this process, so they take turns (see
+//! [`bounded`]): two pools alive at once would count each other's workers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use forkmap::{remote, Death, Error, Pool, ProcessPool, Task};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const WORKERS: usize = 2;
+const ITEMS: u64 = 20;
+/// The item that does the fault.
+const FAULTY: u64 = 7;
+const TIMEOUT: Duration = Duration::from_millis(500);
+const MEMORY_LIMIT: u64 = 64 << 20;
+/// How long one test may take before it counts as hung.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// What every item but the faulty one returns.
+fn value(x: u64) -> u64 {
+    x * x + 1
+}
+
+fn panics_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        panic!("item seven panics on purpose");
+    }
+    value(x)
+}
+
+fn exits_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        std::process::exit(3);
+    }
+    value(x)
+}
+
+fn aborts_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        std::process::abort();
+    }
+    value(x)
+}
+
+fn segfaults_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        // SAFETY: not sound, on purpose: writing through a null pointer
+        // crashes the process that runs it with SIGSEGV, which is the fault
+        // under test. Only a worker process runs this item; the test process
+        // never calls this function itself.
+        unsafe { std::ptr::write_volatile(std::ptr::null_mut::<u8>(), 1) };
+    }
+    value(x)
+}
+
+/// Recurses until the stack runs out: `black_box` keeps each frame's array
+/// on the stack and stops the recursion from becoming a loop.
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 32]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(frame[depth as usize % 32])
+}
+
+fn overflows_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        return recurse(0);
+    }
+    value(x)
+}
+
+/// Touches 1 GiB, a MiB at a time, well past [`MEMORY_LIMIT`]: the pool's
+/// watchdog should kill the worker long before the loop ends.
+fn bloats_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        let mut kept = Vec::new();
+        for _ in 0..1024 {
+            kept.push(vec![1u8; 1 << 20]);
+            thread::sleep(Duration::from_millis(1));
+        }
+        return kept.len() as u64;
+    }
+    value(x)
+}
+
+fn hangs_at_seven(x: u64) -> u64 {
+    if x == FAULTY {
+        thread::sleep(Duration::from_secs(30));
+    }
+    value(x)
+}
+
+/// Item 7 posts its worker's pid in `pid_file` and waits to be killed.
+#[remote]
+fn waits_to_be_killed(pid_file: String) -> impl Fn(u64) -> u64 {
+    move |x| {
+        if x == FAULTY {
+            // Written aside and renamed, so the test never reads half a pid.
+            let aside = format!("{pid_file}.tmp");
+            fs::write(&aside, std::process::id().to_string()).unwrap();
+            fs::rename(&aside, &pid_file).unwrap();
+            thread::sleep(Duration::from_secs(30));
+        }
+        value(x)
+    }
+}
+
+/// Held by each test while it runs, so that they take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `body` on a thread of its own, while no other test of this file
+/// runs, and fails if it takes longer than [`BOUND`].
+fn bounded(body: impl FnOnce() + Send + 'static) {
+    let _turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let (done, finished) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(BOUND) {
+        Ok(()) => runner.join().unwrap(),
+        // `body` panicked: pass its panic on.
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test did not finish within {BOUND:?}"),
+    }
+}
+
+/// The parent pid of process `pid`, read from `/proc/<pid>/stat`.
+fn parent_of(pid: &str) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, in parentheses, may hold spaces: the fields after it are
+    // the state, then the parent pid.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The pids of this process's children, zombies included.
+fn children() -> Vec<u32> {
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| parent_of(pid) == Some(me))
+        .map(|pid| pid.parse().unwrap())
+        .collect()
+}
+
+/// A file name no other test run uses.
+fn pid_file(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "forkmap-test-faults-{}-{test}.pid",
+        std::process::id()
+    ))
+}
+
+/// Waits for item 7 to post its pid in `pid_file`, checks that it is a
+/// worker of this process, and kills it with SIGKILL.
+fn kill_when_posted(pid_file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Ok(text) = fs::read_to_string(pid_file) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "item 7 never posted its pid");
+        thread::sleep(Duration::from_millis(5));
+    };
+    fs::remove_file(pid_file).unwrap();
+    assert_eq!(
+        parent_of(&pid),
+        Some(std::process::id()),
+        "pid {pid} is not a worker of this process"
+    );
+    kill(Pid::from_raw(pid.parse().unwrap()), Signal::SIGKILL).unwrap();
+}
+
+/// Runs `call` while `accomplice` runs on another thread, and waits for both.
+fn alongside<T>(accomplice: &(dyn Fn() + Sync), call: impl FnOnce() -> T) -> T {
+    thread::scope(|scope| {
+        let helper = scope.spawn(accomplice);
+        let out = call();
+        helper.join().unwrap();
+        out
+    })
+}
+
+fn no_accomplice() {}
+
+/// Checks one row of the matrix on `pool`: `task` does its fault on item 7,
+/// `function` is the end of its name, and `is_fault` recognises the error
+/// item 7 must fail with. `accomplice` runs alongside each call that reaches
+/// item 7.
+fn check_row<P, F>(
+    pool: &P,
+    task: F,
+    function: &str,
+    is_fault: impl Fn(&Error) -> bool,
+    accomplice: &(dyn Fn() + Sync),
+) where
+    P: Pool,
+    F: Task<(u64,), Output = u64> + Clone,
+{
+    let results: Vec<Result<u64, Error>> =
+        alongside(accomplice, || pool.imap(task.clone(), 0..ITEMS).collect());
+    assert_eq!(results.len(), ITEMS as usize);
+    for (index, result) in results.into_iter().enumerate() {
+        if index as u64 == FAULTY {
+            let err = result.expect_err("item 7 must fail");
+            assert!(
+                is_fault(&err),
+                "item 7 failed with the wrong error: {err:?}"
+            );
+            assert_eq!(err.index(), Some(FAULTY as usize), "{err}");
+            let named = err.function().expect("the error names the function");
+            assert!(named.ends_with(function), "{named} is not {function}");
+            let message = err.to_string();
+            assert!(message.contains("item 7"), "{message}");
+            assert!(message.contains(function), "{message}");
+        } else {
+            match result {
+                Ok(got) => assert_eq!(got, value(index as u64), "item {index}"),
+                Err(err) => panic!("item {index} failed too: {err}"),
+            }
+        }
+    }
+
+    let err = alongside(accomplice, || pool.map(task, 0..ITEMS)).expect_err("map must fail");
+    assert!(
+        matches!(
+            err,
+            Error::Incomplete {
+                completed: 19,
+                failed: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(is_fault(err.item_error()), "{err:?}");
+    assert_eq!(err.index(), Some(FAULTY as usize), "{err}");
+    assert!(err.to_string().contains(function), "{err}");
+
+    let expected: Vec<u64> = (0..ITEMS).map(value).collect();
+    assert_eq!(pool.map(value, 0..ITEMS).unwrap(), expected);
+    let left = children();
+    assert_eq!(
+        left.len(),
+        WORKERS,
+        "the pool should be back to {WORKERS} workers, but these are its children: {left:?}"
+    );
+}
+
+fn pool() -> ProcessPool {
+    ProcessPool::new(WORKERS).unwrap()
+}
+
+/// Checks that dropping the pool ended and reaped every worker.
+fn drop_and_count(pool: ProcessPool) {
+    drop(pool);
+    let left = children();
+    assert!(left.is_empty(), "workers left after drop: {left:?}");
+}
+
+fn died_of(err: &Error, expected: Death) -> bool {
+    matches!(err, Error::WorkerDied { index: 7, death, .. } if *death == expected)
+}
+
+fn killed_by(err: &Error, signal: Signal, name: &str) -> bool {
+    died_of(err, Death::Signal(signal as i32)) && err.to_string().contains(name)
+}
+
+#[test]
+fn a_panic() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool,
+            panics_at_seven,
+            "panics_at_seven",
+            |err| {
+                let Error::Panic {
+                    index: 7, panic, ..
+                } = err
+                else {
+                    return false;
+                };
+                // The location is where `panics_at_seven` panicked.
+                let here = concat!(file!(), ":");
+                panic.message == "item seven panics on purpose"
+                    && panic
+                        .location
+                        .as_deref()
+                        .is_some_and(|at| at.starts_with(here))
+                    && err.is_panic()
+            },
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn an_exit() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool,
+            exits_at_seven,
+            "exits_at_seven",
+            |err| {
+                died_of(err, Death::Exit(3))
+                    && err.is_worker_death()
+                    && err.to_string().contains("exited with code 3")
+            },
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn an_abort() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool,
+            aborts_at_seven,
+            "aborts_at_seven",
+            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn a_segmentation_fault() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool,
+            segfaults_at_seven,
+            "segfaults_at_seven",
+            |err| killed_by(err, Signal::SIGSEGV, "SIGSEGV"),
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn a_sigkill_from_outside() {
+    bounded(|| {
+        let pool = pool();
+        let pid_file = pid_file("sigkill");
+        let _ = fs::remove_file(&pid_file);
+        check_row(
+            &pool,
+            waits_to_be_killed(pid_file.to_str().unwrap().to_owned()),
+            "waits_to_be_killed",
+            |err| killed_by(err, Signal::SIGKILL, "SIGKILL"),
+            &|| kill_when_posted(&pid_file),
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn a_stack_overflow() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool,
+            overflows_at_seven,
+            "overflows_at_seven",
+            // Rust's handler for a fault on the stack's guard page prints
+            // "has overflowed its stack" and aborts.
+            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn memory_past_the_limit() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(WORKERS)
+            .memory_limit(MEMORY_LIMIT)
+            .build()
+            .unwrap();
+        check_row(
+            &pool,
+            bloats_at_seven,
+            "bloats_at_seven",
+            |err| {
+                matches!(err, Error::OutOfMemory { index: 7, limit, .. } if *limit == MEMORY_LIMIT)
+                    && err.is_out_of_memory()
+            },
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+fn timed_out(err: &Error) -> bool {
+    matches!(err, Error::Timeout { index: 7, timeout, .. } if *timeout == TIMEOUT)
+        && err.is_timeout()
+}
+
+#[test]
+fn a_hang_past_the_builders_timeout() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(WORKERS)
+            .timeout(TIMEOUT)
+            .build()
+            .unwrap();
+        check_row(
+            &pool,
+            hangs_at_seven,
+            "hangs_at_seven",
+            timed_out,
+            &no_accomplice,
+        );
+        drop_and_count(pool);
+    });
+}
+
+#[test]
+fn a_hang_past_with_timeout() {
+    bounded(|| {
+        let pool = pool();
+        check_row(
+            &pool.with_timeout(TIMEOUT),
+            hangs_at_seven,
+            "hangs_at_seven",
+            timed_out,
+            &no_accomplice,
+        );
+        // The pool itself has no timeout, and still serves.
+        assert_eq!(pool.map(value, 0..3).unwrap(), [1, 2, 5]);
+        drop_and_count(pool);
+    });
+}
