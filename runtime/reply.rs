@@ -1,6 +1,7 @@
 //! What passes between a call and its pool's dispatcher: the call, its
 //! chunks of encoded items, and the replies that come back.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
@@ -17,6 +18,9 @@ pub(crate) struct Call {
     pub(crate) timeout: Option<Duration>,
     /// The `Call` frame that builds the closure in a worker.
     pub(crate) setup: Arc<Vec<u8>>,
+    /// Whether its chunks have been running quickly, so that a worker may
+    /// hold the next one behind the one it runs (see the dispatcher).
+    pub(crate) quick: AtomicBool,
     replies: Sender<Reply>,
     waker: Arc<WakerSlot>,
 }
@@ -54,6 +58,7 @@ impl Call {
         let call = Call {
             id,
             timeout,
+            quick: AtomicBool::new(false),
             setup: Arc::new(setup),
             replies,
             waker: Arc::clone(&waker),

@@ -173,3 +173,32 @@ fn a_slow_items_result_comes_back_before_the_rest_of_its_chunk_has_run() {
         "item 0's result only came with item 1's, at the chunk's end"
     );
 }
+
+fn slow_at_0_and_2(x: u64) -> u64 {
+    if x == 0 || x == 2 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    x
+}
+
+#[test]
+fn a_chunk_does_not_wait_behind_a_slow_item_while_a_worker_is_idle() {
+    let pool = ProcessPool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    // Items 0 and 2 are slow. Item 2 must go to the worker that ran item 1,
+    // not wait behind item 0 on the other worker.
+    let pids: Vec<(u64, u32)> = pool
+        .map(|x: u64| (slow_at_0_and_2(x), std::process::id()), 0..4u64)
+        .unwrap();
+    assert_eq!(
+        pids.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_ne!(
+        pids[0].1, pids[2].1,
+        "item 2 waited behind item 0 on the same worker"
+    );
+}

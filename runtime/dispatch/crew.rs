@@ -3,8 +3,10 @@
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Write};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crate::board::Doing;
 use crate::error::Death;
@@ -35,6 +37,13 @@ pub(crate) struct Crew {
     /// How many bytes each worker process's resident memory may grow by.
     pub(crate) memory_limit: Option<u64>,
 }
+
+/// A chunk that ran for less than this is quick: its worker may hold the
+/// call's next chunk behind the one it runs, so that it never waits on the
+/// parent in between. A slower call's chunk goes only to a worker with
+/// nothing to run, so that it never waits behind a slow item while another
+/// worker is idle; the wait for the parent is then small beside the chunk.
+const QUICK_CHUNK: Duration = Duration::from_millis(10);
 
 /// A frame on its way to a worker.
 pub(super) struct Outgoing {
@@ -98,6 +107,9 @@ pub(super) struct Worker {
     pub(super) killed: Option<Cause>,
     /// Its resident memory when it started, in bytes.
     pub(super) resident_at_start: u64,
+    /// When the chunk at the front of `held` reached the front: about when
+    /// the worker started it.
+    pub(super) front_since: Instant,
     /// Whether it has ever replied: a worker that dies before it has is
     /// charged with its chunk even when it was not running an item, so that
     /// a worker that cannot start at all does not make the pool respawn it
@@ -138,6 +150,7 @@ impl Worker {
             board,
             killed: None,
             resident_at_start,
+            front_since: Instant::now(),
             replied: false,
         };
         if let Some(init) = &crew.init {
@@ -155,6 +168,23 @@ impl Worker {
         max_tasks.is_none_or(|max| self.given == 0 || self.given + u64::from(chunk.count) <= max)
     }
 
+    /// Whether the worker can take a chunk: it has none, or it runs a chunk
+    /// of a quick call that started only just now, behind which it may hold
+    /// one more (of a quick call too).
+    pub(super) fn has_room(&self) -> bool {
+        if self.broken || self.retiring {
+            return false;
+        }
+        match self.held.len() {
+            0 => true,
+            1 => {
+                self.held[0].call.quick.load(Ordering::Relaxed)
+                    && self.front_since.elapsed() < QUICK_CHUNK
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn give(&mut self, call: Arc<Call>, chunk: Chunk) {
         if self.loaded != Some(call.id) {
             self.loaded = Some(call.id);
@@ -168,6 +198,9 @@ impl Worker {
             written: 0,
         });
         self.given += u64::from(chunk.count);
+        if self.held.is_empty() {
+            self.front_since = Instant::now();
+        }
         self.held.push_back(Held {
             call,
             chunk,
@@ -233,6 +266,11 @@ impl Worker {
         }
         held.call.deliver(reply);
         if held.done == held.chunk.count {
+            // The chunk ran from when it reached the front until now.
+            let now = Instant::now();
+            let quick = now - self.front_since < QUICK_CHUNK;
+            held.call.quick.store(quick, Ordering::Relaxed);
+            self.front_since = now;
             self.held.pop_front();
         }
         Ok(())

@@ -2,8 +2,8 @@
 //! moves frames between them and the calls in progress.
 //!
 //! It only sees bytes: calls encode their items and decode their results on
-//! the caller's thread. The dispatcher keeps up to [`DEPTH`] chunks on each
-//! worker, sends a call's setup frame once per worker per call, kills a
+//! the caller's thread. The dispatcher gives each worker a chunk to run, and
+//! one more to hold behind it when the call's chunks run quickly, sends a call's setup frame once per worker per call, kills a
 //! worker whose item runs past its timeout or whose memory grows past the
 //! pool's limit, notices a worker's death by its channel's end-of-file,
 //! charges the death to the item that worker was running (its board says
@@ -15,6 +15,7 @@ mod held;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -30,10 +31,6 @@ use crate::unwind;
 use crew::{Body, Worker};
 pub(crate) use crew::{Crew, Kind};
 use held::Cause;
-
-/// How many chunks a worker holds at once: one running, one waiting in its
-/// channel, so it never waits on the parent between chunks.
-const DEPTH: usize = 2;
 
 enum Command {
     Open(Arc<Call>),
@@ -397,30 +394,47 @@ impl Loop {
         if self.slots.iter().all(Option::is_none) {
             self.respawn();
         }
-        while !self.pending.is_empty() {
-            let free = self
-                .slots
-                .iter_mut()
-                .flatten()
-                .filter(|w| !w.broken && !w.retiring && w.held.len() < DEPTH)
-                .min_by_key(|w| w.held.len());
-            let Some(worker) = free else { break };
-            let position = self
-                .pending
-                .iter()
-                .take(64)
-                .position(|chunk| Some(chunk.call) == worker.loaded)
-                .unwrap_or(0);
-            if !worker.fits(&self.pending[position], self.crew.max_tasks) {
-                worker.retiring = true;
-                continue;
+        'giving: while !self.pending.is_empty() {
+            // Idle workers first; then those running a quick chunk, which
+            // may hold a quick chunk behind it.
+            let mut open: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].as_ref().is_some_and(Worker::has_room))
+                .collect();
+            open.sort_by_key(|&i| self.slots[i].as_ref().map_or(0, |w| w.held.len()));
+            for i in open {
+                let Some(worker) = self.slots[i].as_mut() else {
+                    continue;
+                };
+                let behind = !worker.held.is_empty();
+                let calls = &self.calls;
+                let fits = |chunk: &Chunk| {
+                    !behind
+                        || calls
+                            .get(&chunk.call)
+                            .is_some_and(|call| call.quick.load(Ordering::Relaxed))
+                };
+                // A chunk of the call whose closure the worker has built, or
+                // any other.
+                let near = self.pending.iter().take(64);
+                let position = near
+                    .clone()
+                    .position(|chunk| Some(chunk.call) == worker.loaded && fits(chunk))
+                    .or_else(|| near.clone().position(fits));
+                let Some(position) = position else {
+                    continue;
+                };
+                if !worker.fits(&self.pending[position], self.crew.max_tasks) {
+                    worker.retiring = true;
+                    continue 'giving;
+                }
+                let chunk = self.pending.remove(position).expect("position is in range");
+                if let Some(call) = self.calls.get(&chunk.call) {
+                    worker.give(Arc::clone(call), chunk);
+                    worker.flush();
+                }
+                continue 'giving;
             }
-            let chunk = self.pending.remove(position).expect("position is in range");
-            match self.calls.get(&chunk.call) {
-                Some(call) => worker.give(Arc::clone(call), chunk),
-                None => continue,
-            }
-            worker.flush();
+            break;
         }
         if !self.detached.is_empty() {
             // A chunk given to a worker keeps its call; only pending ones
