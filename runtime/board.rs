@@ -3,17 +3,20 @@
 //! exact item it was running.
 //!
 //! A worker that crashes cannot say anything more, and one that hangs says
-//! nothing at all; the board is read instead. The worker writes it before and
-//! after every item (a few stores, no system call), and the dispatcher reads
-//! it when the worker has died, and while it runs an item of a call with a
-//! timeout.
+//! nothing at all; the board is read instead. The worker posts every item
+//! before it runs it (a few stores, no system call), and posts itself idle
+//! when a chunk ends and whenever it sends results; the dispatcher reads the
+//! board when the worker has died, and while it runs an item of a call with a
+//! timeout or a memory limit. Between two items of one chunk the board still
+//! shows the first for the few instructions it takes to decode the next, so
+//! a kill from outside that lands just then is charged to the first.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 /// What a worker is doing, as posted on its board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Doing {
-    /// Between items: reading, replying, or waiting.
+    /// Not running an item: reading, replying, or waiting.
     #[default]
     Idle,
     /// Running a factory body to build a call's closure, or the pool's

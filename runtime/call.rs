@@ -15,7 +15,7 @@ use crate::chunk::{ChunkPlan, CHUNK_BYTES};
 use crate::dispatch::Link;
 use crate::error::Error;
 use crate::frame::{self, Received, Refusal, ToWorker};
-use crate::job::Outcome;
+use crate::job::{self, Outcome};
 use crate::reply::{Call, Chunk, Failure, Reply, WakerSlot};
 use crate::task::Task;
 use crate::worker::Server;
@@ -101,6 +101,8 @@ struct Source<'a> {
     window: usize,
     /// The index the next chunk starts at.
     next_first: u64,
+    /// Whether the call's chunks run quickly (the dispatcher says).
+    quick: Arc<AtomicBool>,
 }
 
 /// The results of one call as they come back, decoded on demand.
@@ -119,6 +121,8 @@ pub(crate) struct Results {
     current: Option<Decoding>,
     /// The index of the next result to hand out in input order.
     next_index: u64,
+    /// How many items the input said it held at least: room for the values.
+    expected: usize,
     /// The pool was terminated before every item was read: the results
     /// end with [`Error::Closed`].
     cut_off: bool,
@@ -183,6 +187,8 @@ impl<'a> Running<'a> {
             reason: e.to_string(),
         })?;
         let (call, replies, waker) = Call::new(id, timeout, setup_frame);
+        let expected = items.size_hint().0;
+        let quick = Arc::clone(&call.quick);
         let (link, here) = match runner {
             Runner::Pool(link) => {
                 link.open(call);
@@ -203,6 +209,8 @@ impl<'a> Running<'a> {
                         what: "set the call up".into(),
                         reason: e.to_string(),
                     })?;
+                // Chunks that run here wait for nothing.
+                call.quick.store(true, Ordering::Relaxed);
                 (None, Some(here))
             }
         };
@@ -213,6 +221,7 @@ impl<'a> Running<'a> {
                 feed: Some(Box::new(items)),
                 window: window.max(1),
                 next_first: 0,
+                quick,
             },
             results: Results {
                 link,
@@ -224,6 +233,7 @@ impl<'a> Running<'a> {
                 arrived: BTreeMap::new(),
                 current: None,
                 next_index: 0,
+                expected,
                 cut_off: false,
                 sealed: false,
                 closed: false,
@@ -244,7 +254,11 @@ impl<'a> Running<'a> {
     /// Every result in input order, reading the input as results come back:
     /// the values, or the first item's error.
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
-        first_error_or_all(std::iter::from_fn(|| self.next_ordered::<O>()))
+        let mut tally = Tally::with_capacity(self.results.expected);
+        while let Some(reply) = self.results.next_reply_ordered(Some(&mut self.source)) {
+            tally.add_reply(reply?, self.results.function)?;
+        }
+        tally.finish()
     }
 
     /// The next result in input order.
@@ -281,7 +295,8 @@ impl Source<'_> {
                     first,
                 },
             );
-            let filled = feed.fill(&mut buf, self.plan.next_size());
+            let quick = self.quick.load(Ordering::Relaxed);
+            let filled = feed.fill(&mut buf, self.plan.next_size(quick));
             if filled.exhausted {
                 self.feed = None;
             }
@@ -333,17 +348,30 @@ impl Results {
         loop {
             if let Some(decoding) = &mut self.current {
                 if let Some((_, result)) = decoding.next::<O>(self.function) {
-                    self.next_index += 1;
                     return Some(result);
                 }
                 self.current = None;
             }
+            match self.next_reply_ordered(source.as_deref_mut())? {
+                Ok(reply) => self.current = Some(Decoding::new(reply)),
+                Err(closed) => return Some(Err(closed)),
+            }
+        }
+    }
+
+    /// The reply holding the next results in input order, topping the input
+    /// up from `source`.
+    fn next_reply_ordered(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Option<Result<Reply, Error>> {
+        loop {
             if let Some(source) = source.as_deref_mut() {
                 source.top_up(self);
             }
             if let Some(reply) = self.arrived.remove(&self.next_index) {
-                self.current = Some(Decoding::new(reply));
-                continue;
+                self.next_index += u64::from(reply.count());
+                return Some(Ok(reply));
             }
             if let Err(closed) = self.receive(source.as_deref_mut())? {
                 return Some(Err(closed));
@@ -377,9 +405,13 @@ impl Results {
     }
 
     /// Every result in input order, once all items have been sent: the
-    /// values, or the first item's error.
+    /// values, or [`Error::Incomplete`].
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
-        first_error_or_all(std::iter::from_fn(|| self.next_ordered::<O>(None)))
+        let mut tally = Tally::with_capacity(self.expected);
+        while let Some(reply) = self.next_reply_ordered(None) {
+            tally.add_reply(reply?, self.function)?;
+        }
+        tally.finish()
     }
 
     /// The one result of a call of one item.
@@ -522,37 +554,83 @@ impl Drop for Results {
     }
 }
 
-/// Takes every result, even after a failure, so that each item runs; gives
-/// the values, or [`Error::Incomplete`] with the first item's failure. An
-/// error of the pool itself (it closed, a worker could not start) is given
-/// as it is.
-fn first_error_or_all<O>(results: impl Iterator<Item = Result<O, Error>>) -> Result<Vec<O>, Error> {
-    let mut values = Vec::new();
-    let (mut completed, mut failed) = (0, 0);
-    let mut first_error = None;
-    for result in results {
-        match result {
-            Ok(value) => {
-                completed += 1;
-                if first_error.is_none() {
-                    values.push(value);
-                }
-            }
-            Err(error @ (Error::Closed | Error::Spawn(_))) => return Err(error),
-            Err(error) => {
-                failed += 1;
-                values = Vec::new();
-                first_error.get_or_insert(error);
-            }
+/// What a `map` has got so far: the values, until an item fails, and how
+/// many items completed and failed. It takes every result, even after a
+/// failure, so that each item runs.
+struct Tally<O> {
+    values: Vec<O>,
+    completed: usize,
+    failed: usize,
+    first: Option<Error>,
+}
+
+impl<O: DeserializeOwned> Tally<O> {
+    fn with_capacity(items: usize) -> Self {
+        Tally {
+            values: Vec::with_capacity(items),
+            completed: 0,
+            failed: 0,
+            first: None,
         }
     }
-    match first_error {
-        None => Ok(values),
-        Some(first) => Err(Error::Incomplete {
-            completed,
-            failed,
-            first: Box::new(first),
-        }),
+
+    /// Takes in every result of a reply. An error of the pool itself (it
+    /// closed, a worker could not start) ends the call as it is.
+    fn add_reply(&mut self, reply: Reply, function: &str) -> Result<(), Error> {
+        match reply {
+            Reply::Done {
+                first,
+                count,
+                frame,
+                outcomes,
+            } => {
+                // The hot loop of `map`: one outcome after the other.
+                let body = frame.body();
+                let mut at = outcomes;
+                for index in first..first + u64::from(count) {
+                    match read_outcome(body, &mut at, function, index) {
+                        Ok(value) => {
+                            self.completed += 1;
+                            if self.first.is_none() {
+                                self.values.push(value);
+                            }
+                        }
+                        Err(error) => self.fail(error),
+                    }
+                }
+            }
+            Reply::Failed {
+                first,
+                count,
+                failure,
+            } => {
+                for index in first..first + u64::from(count) {
+                    match failure_error(&failure, function, at_index(index)) {
+                        error @ (Error::Closed | Error::Spawn(_)) => return Err(error),
+                        error => self.fail(error),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.failed += 1;
+        self.values = Vec::new();
+        self.first.get_or_insert(error);
+    }
+
+    /// The values, or [`Error::Incomplete`] with the first item's failure.
+    fn finish(self) -> Result<Vec<O>, Error> {
+        match self.first {
+            None => Ok(self.values),
+            Some(first) => Err(Error::Incomplete {
+                completed: self.completed,
+                failed: self.failed,
+                first: Box::new(first),
+            }),
+        }
     }
 }
 
@@ -587,39 +665,47 @@ impl Decoding {
         let index = self.next;
         self.next += 1;
         let result = match &self.reply {
-            Reply::Done { frame, .. } => {
-                let body = frame.body();
-                match postcard::take_from_bytes::<Outcome<O>>(&body[self.at..]) {
-                    Ok((outcome, rest)) => {
-                        self.at = body.len() - rest.len();
-                        match outcome {
-                            Outcome::Done(value) => Ok(value),
-                            Outcome::Panicked(panic) => Err(Error::Panic {
-                                function: function.to_owned(),
-                                index: at_index(index),
-                                panic,
-                            }),
-                            Outcome::Unencodable(reason) => Err(Error::Codec {
-                                function: function.to_owned(),
-                                what: format!("encode the result of item {index}"),
-                                reason,
-                            }),
-                        }
-                    }
-                    Err(e) => {
-                        // The rest of this reply cannot be read either.
-                        self.at = body.len();
-                        Err(Error::Codec {
-                            function: function.to_owned(),
-                            what: format!("decode the result of item {index}"),
-                            reason: e.to_string(),
-                        })
-                    }
-                }
-            }
+            Reply::Done { frame, .. } => read_outcome(frame.body(), &mut self.at, function, index),
             Reply::Failed { failure, .. } => Err(failure_error(failure, function, at_index(index))),
         };
         Some((index, result))
+    }
+}
+
+/// Reads the outcome of item `index` at `at` in a reply's body, and moves
+/// `at` past it. When it does not decode, `at` moves to the end: the rest of
+/// the reply cannot be read either.
+fn read_outcome<O: DeserializeOwned>(
+    body: &[u8],
+    at: &mut usize,
+    function: &str,
+    index: u64,
+) -> Result<O, Error> {
+    match job::decode_outcome::<O>(&body[*at..]) {
+        Ok((outcome, rest)) => {
+            *at = body.len() - rest.len();
+            match outcome {
+                Outcome::Done(value) => Ok(value),
+                Outcome::Panicked(panic) => Err(Error::Panic {
+                    function: function.to_owned(),
+                    index: at_index(index),
+                    panic,
+                }),
+                Outcome::Unencodable(reason) => Err(Error::Codec {
+                    function: function.to_owned(),
+                    what: format!("encode the result of item {index}"),
+                    reason,
+                }),
+            }
+        }
+        Err(e) => {
+            *at = body.len();
+            Err(Error::Codec {
+                function: function.to_owned(),
+                what: format!("decode the result of item {index}"),
+                reason: e.to_string(),
+            })
+        }
     }
 }
 

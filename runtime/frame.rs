@@ -94,6 +94,7 @@ pub(crate) enum FrameError {
 }
 
 /// Appends the postcard encoding of `value` to `out`.
+#[inline]
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
@@ -106,13 +107,29 @@ struct Append<'a>(&'a mut Vec<u8>);
 impl Flavor for Append<'_> {
     type Output = ();
 
+    #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
         self.0.push(byte);
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        // Most pieces are a varint of a few bytes: copying them byte by byte
+        // into the spare room is several times cheaper than `memcpy`.
+        if bytes.len() <= 16 {
+            self.0.reserve(bytes.len());
+            let spare = self.0.spare_capacity_mut();
+            for (slot, &byte) in spare.iter_mut().zip(bytes) {
+                slot.write(byte);
+            }
+            let len = self.0.len() + bytes.len();
+            // SAFETY: `reserve` made room for `bytes.len()` more bytes, and
+            // the loop above has just written each of them.
+            unsafe { self.0.set_len(len) };
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
         Ok(())
     }
 

@@ -19,8 +19,11 @@ pub(crate) struct Call {
     /// The `Call` frame that builds the closure in a worker.
     pub(crate) setup: Arc<Vec<u8>>,
     /// Whether its chunks have been running quickly, so that a worker may
-    /// hold the next one behind the one it runs (see the dispatcher).
-    pub(crate) quick: AtomicBool,
+    /// hold the next one behind the one it runs (see the dispatcher), and
+    /// the caller may grow its chunks. Shared with the caller, which must
+    /// not hold the call itself: its end of the replies would then never
+    /// see the pool go away.
+    pub(crate) quick: Arc<AtomicBool>,
     replies: Sender<Reply>,
     waker: Arc<WakerSlot>,
 }
@@ -58,7 +61,7 @@ impl Call {
         let call = Call {
             id,
             timeout,
-            quick: AtomicBool::new(false),
+            quick: Arc::default(),
             setup: Arc::new(setup),
             replies,
             waker: Arc::clone(&waker),

@@ -28,7 +28,11 @@ static HOOK: Once = Once::new();
 /// another thread of the parent may have held that lock (while it was
 /// panicking) at the moment of the fork, leaving the worker's copy locked
 /// for good.
+#[inline]
 pub(crate) fn install_hook() {
+    if HOOK.is_completed() {
+        return;
+    }
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {

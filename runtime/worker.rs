@@ -137,8 +137,9 @@ struct Chunk<'a> {
 }
 
 impl Chunk<'_> {
-    /// Runs every item, posting each on the board, and sends the outcomes:
-    /// at the end, and before when the pacer says so.
+    /// Runs every item, posting each on the board before it runs, and sends
+    /// the outcomes: at the end, and before when the pacer says so. The
+    /// board shows the worker idle whenever it sends.
     fn run(
         &self,
         job: &mut dyn Job,
@@ -154,6 +155,7 @@ impl Chunk<'_> {
             let len = match job.take(&self.items[at..]) {
                 Ok(len) => len,
                 Err(reason) => {
+                    board.post(Doing::Idle);
                     self.send(output, sent, ran, at, send)?;
                     let rest = self.count - ran;
                     let first = self.first + u64::from(ran);
@@ -172,19 +174,21 @@ impl Chunk<'_> {
                 },
             }));
             let outcome = job.run(output.tail());
-            board.post(Doing::Idle);
             at += len;
             ran += 1;
             if let Err(reason) = outcome {
+                board.post(Doing::Idle);
                 let rest = self.count - sent;
                 let first = self.first + u64::from(sent);
                 return refuse(self.call, first, rest, Refusal::Unrunnable(reason), send);
             }
             if ran < self.count && pacer.as_mut().is_some_and(|pacer| pacer.due()) {
+                board.post(Doing::Idle);
                 self.send(output, sent, ran, at, send)?;
                 sent = ran;
             }
         }
+        board.post(Doing::Idle);
         self.send(output, sent, ran, at, send)
     }
 

@@ -1,0 +1,246 @@
+//! forkmap, rayon and a serial loop on the cases of the comparison, each
+//! measured here, in this run.
+
+use std::time::{Duration, Instant};
+
+use forkmap::{remote, ProcessPool};
+use rayon::prelude::*;
+
+use crate::median;
+
+/// Runs `f` `reps` times after one warm-up run; the median time.
+fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        f();
+        times.push(started.elapsed());
+    }
+    median(&mut times)
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Items per second of `map(x * 2)` over `n` items: forkmap on 2 workers,
+/// and a serial loop.
+pub(crate) fn tiny(n: u64, reps: usize) -> (f64, f64) {
+    let pool = ProcessPool::new(2).expect("a pool");
+    let pooled = timed(reps, || {
+        let out = pool.map(double, 0..n).expect("map");
+        assert_eq!(out[n as usize - 1], (n - 1) * 2);
+    });
+    let serial = timed(reps, || {
+        let out: Vec<u64> = (0..n).map(|x| std::hint::black_box(double(x))).collect();
+        assert_eq!(out[n as usize - 1], (n - 1) * 2);
+    });
+    (
+        n as f64 / pooled.as_secs_f64(),
+        n as f64 / serial.as_secs_f64(),
+    )
+}
+
+/// The median round trip of `apply_async(f, (x,)).get()` on a warm pool of
+/// 2 workers.
+pub(crate) fn latency(rounds: usize) -> Duration {
+    let pool = ProcessPool::new(2).expect("a pool");
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds + rounds / 10 {
+        let started = Instant::now();
+        let out = pool.apply_async(double, (i as u64,)).get().expect("apply");
+        if i >= rounds / 10 {
+            times.push(started.elapsed());
+        }
+        assert_eq!(out, i as u64 * 2);
+    }
+    median(&mut times)
+}
+
+/// About ten microseconds of arithmetic.
+fn work(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..6_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// Times of `n` items of [`work`]: serially, with rayon on every core, and
+/// with forkmap on as many workers; and the time of one item.
+pub(crate) struct CpuBound {
+    pub(crate) serial: Duration,
+    pub(crate) rayon: Duration,
+    pub(crate) forkmap: Duration,
+    pub(crate) per_item: Duration,
+}
+
+pub(crate) fn cpu_bound(n: u64, reps: usize) -> CpuBound {
+    let items: Vec<u64> = (0..n).collect();
+    let expected: Vec<u64> = items.iter().map(|&x| work(x)).collect();
+    let serial = timed(reps, || {
+        let out: Vec<u64> = items.iter().map(|&x| work(x)).collect();
+        assert_eq!(out, expected);
+    });
+    let rayon = timed(reps, || {
+        let out: Vec<u64> = items.par_iter().map(|&x| work(x)).collect();
+        assert_eq!(out, expected);
+    });
+    let pool = ProcessPool::new(rayon::current_num_threads()).expect("a pool");
+    let forkmap = timed(reps, || {
+        let out = pool.map(work, items.iter().copied()).expect("map");
+        assert_eq!(out, expected);
+    });
+    CpuBound {
+        serial,
+        rayon,
+        forkmap,
+        per_item: serial / n as u32,
+    }
+}
+
+/// The median time from `ProcessPool::new(8)` to the first result back.
+pub(crate) fn startup(rounds: usize) -> Duration {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let pool = ProcessPool::new(8).expect("a pool");
+        let out = pool.apply(double, (21,)).expect("apply");
+        times.push(started.elapsed());
+        assert_eq!(out, 42);
+        drop(pool);
+    }
+    median(&mut times)
+}
+
+fn length(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+/// Bytes per second of `map(len)` over `count` buffers of `size` bytes on
+/// 2 workers (making the buffers is not timed).
+pub(crate) fn payload(count: usize, size: usize, reps: usize) -> f64 {
+    let pool = ProcessPool::new(2).expect("a pool");
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..=reps {
+        let buffers: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; size]).collect();
+        let started = Instant::now();
+        let out = pool.map(length, buffers).expect("map");
+        times.push(started.elapsed());
+        assert_eq!(out, vec![size; count]);
+    }
+    times.remove(0);
+    (count * size) as f64 / median(&mut times).as_secs_f64()
+}
+
+#[remote]
+fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
+    move |x| {
+        std::thread::sleep(Duration::from_secs(1));
+        x.pow(y)
+    }
+}
+
+/// The seed's program: ten tasks sleeping one second on five workers, from
+/// creating the pool to the last result. The median of `reps` runs.
+pub(crate) fn seed(reps: usize) -> Duration {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        let pool = ProcessPool::new(5).expect("a pool");
+        let out = pool.map(power_factory(2), 0..10).expect("map");
+        times.push(started.elapsed());
+        assert_eq!(out, (0..10u64).map(|x| x * x).collect::<Vec<_>>());
+    }
+    median(&mut times)
+}
+
+/// The parent's memory during `imap` over an endless input, and an idle
+/// worker's memory of its own.
+pub(crate) struct Memory {
+    /// This process's resident set after taking `small` and `large` results.
+    pub(crate) after_small_kib: u64,
+    pub(crate) after_large_kib: u64,
+    pub(crate) small: u64,
+    pub(crate) large: u64,
+    /// The private memory of each idle worker, beyond the pages it shares
+    /// with the parent.
+    pub(crate) idle_worker_private_kib: Vec<u64>,
+}
+
+pub(crate) fn memory(small: u64, large: u64) -> Memory {
+    let pool = ProcessPool::new(2).expect("a pool");
+    let sum = |n: u64| -> u64 {
+        pool.imap(double, 0u64..)
+            .take(n as usize)
+            .map(|r| r.expect("imap"))
+            .sum()
+    };
+    assert_eq!(sum(small), small * (small - 1));
+    let after_small_kib = status_kib("VmRSS");
+    assert_eq!(sum(large), large * (large - 1));
+    let after_large_kib = status_kib("VmRSS");
+    let idle_worker_private_kib = workers().into_iter().filter_map(private_kib).collect();
+    Memory {
+        after_small_kib,
+        after_large_kib,
+        small,
+        large,
+        idle_worker_private_kib,
+    }
+}
+
+/// A field of `/proc/self/status`, in kB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The worker processes of this program's pools: the children of its fork
+/// server, or its own children when it has none.
+fn workers() -> Vec<u32> {
+    let children = children_of(std::process::id());
+    let grandchildren: Vec<u32> = children.iter().flat_map(|&pid| children_of(pid)).collect();
+    if grandchildren.is_empty() {
+        children
+    } else {
+        grandchildren
+    }
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// A process's private memory (`Private_Clean` + `Private_Dirty` of
+/// `smaps_rollup`), in kB.
+fn private_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> u64 {
+        rollup
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Some(field("Private_Clean:") + field("Private_Dirty:"))
+}

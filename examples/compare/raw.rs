@@ -1,0 +1,157 @@
+//! The machine's own limits, measured with no library in between: a forked
+//! child echoing batches over pipes, an 8-byte ping-pong, forking eight
+//! ready children, and memcpy. Every fork of the comparison is here.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, pipe, ForkResult, Pid};
+
+use crate::median;
+
+/// Two pipes: one from the parent to the child, one back.
+struct Pipes {
+    to: File,
+    from: File,
+}
+
+/// Runs `child` in a forked child on its ends of two pipes, then waits for
+/// it; returns what `parent` returns.
+fn with_child<T>(child: fn(Pipes), parent: impl FnOnce(Pipes) -> T) -> T {
+    let (down_read, down_write) = pipe().expect("a pipe");
+    let (up_read, up_write) = pipe().expect("a pipe");
+    // SAFETY: the child only reads and writes its pipes and leaves with
+    // `_exit`, never returning here: it takes no lock and allocates nothing,
+    // so what other threads held at the fork does not matter to it.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            drop((down_write, up_read));
+            child(Pipes {
+                to: File::from(up_write),
+                from: File::from(down_read),
+            });
+            // SAFETY: ends the child at once, without running the parent's
+            // destructors or exit handlers.
+            unsafe { nix::libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop((down_read, up_write));
+            let out = parent(Pipes {
+                to: File::from(down_write),
+                from: File::from(up_read),
+            });
+            let _ = waitpid(child, None);
+            out
+        }
+    }
+}
+
+/// Items per second through a forked child that echoes batches of 1,024
+/// `u64`: one thread of the parent writes while another reads.
+pub(crate) fn batched_echo(batches: usize) -> f64 {
+    fn echo(mut pipes: Pipes) {
+        let mut batch = [0u8; 8 * 1024];
+        while pipes.from.read_exact(&mut batch).is_ok() {
+            if pipes.to.write_all(&batch).is_err() {
+                return;
+            }
+        }
+    }
+    with_child(echo, |pipes| {
+        let Pipes { mut to, mut from } = pipes;
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch = [0u8; 8 * 1024];
+                for i in 0..batches {
+                    batch[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    to.write_all(&batch).expect("write a batch");
+                }
+            });
+            let mut batch = [0u8; 8 * 1024];
+            for _ in 0..batches {
+                from.read_exact(&mut batch).expect("read a batch");
+            }
+        });
+        (batches * 1024) as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// The median round trip of 8 bytes to a forked child and back.
+pub(crate) fn ping_pong(rounds: usize) -> Duration {
+    fn echo(mut pipes: Pipes) {
+        let mut word = [0u8; 8];
+        while pipes.from.read_exact(&mut word).is_ok() {
+            if pipes.to.write_all(&word).is_err() {
+                return;
+            }
+        }
+    }
+    with_child(echo, |mut pipes| {
+        let mut word = [0u8; 8];
+        let mut times = Vec::with_capacity(rounds);
+        for i in 0..rounds + rounds / 10 {
+            let started = Instant::now();
+            pipes
+                .to
+                .write_all(&(i as u64).to_le_bytes())
+                .expect("write");
+            pipes.from.read_exact(&mut word).expect("read");
+            if i >= rounds / 10 {
+                times.push(started.elapsed());
+            }
+        }
+        median(&mut times)
+    })
+}
+
+/// The median time to fork eight children and hear from each that it is
+/// ready.
+pub(crate) fn fork_eight_ready(rounds: usize) -> Duration {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let mut children: Vec<(Pid, UnixStream)> = Vec::with_capacity(8);
+        for _ in 0..8 {
+            let (ours, mut theirs) = UnixStream::pair().expect("a socket pair");
+            // SAFETY: as in `with_child`: the child writes one byte and
+            // leaves with `_exit`.
+            match unsafe { fork() }.expect("fork") {
+                ForkResult::Child => {
+                    drop(ours);
+                    let _ = theirs.write_all(&[1]);
+                    // SAFETY: as in `with_child`.
+                    unsafe { nix::libc::_exit(0) }
+                }
+                ForkResult::Parent { child } => children.push((child, ours)),
+            }
+        }
+        for (_, channel) in &mut children {
+            let mut ready = [0u8; 1];
+            channel.read_exact(&mut ready).expect("ready");
+        }
+        times.push(started.elapsed());
+        for (pid, channel) in children {
+            drop(channel);
+            let _ = waitpid(pid, None);
+        }
+    }
+    median(&mut times)
+}
+
+/// Bytes per second of copying a buffer of `len` bytes within the process.
+pub(crate) fn memcpy(len: usize) -> f64 {
+    let from = vec![7u8; len];
+    let mut to = vec![0u8; len];
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        to.copy_from_slice(std::hint::black_box(&from));
+        times.push(started.elapsed());
+        std::hint::black_box(&to);
+    }
+    len as f64 / median(&mut times).as_secs_f64()
+}
