@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -123,6 +124,9 @@ pub(crate) struct Results {
     next_index: u64,
     /// How many items the input said it held at least: room for the values.
     expected: usize,
+    /// A caller waits for this call's one result: it looks for the reply
+    /// in a loop for a moment before sleeping ([`Results::recv_soon`]).
+    eager: bool,
     /// The pool was terminated before every item was read: the results
     /// end with [`Error::Closed`].
     cut_off: bool,
@@ -234,6 +238,7 @@ impl<'a> Running<'a> {
                 current: None,
                 next_index: 0,
                 expected,
+                eager: false,
                 cut_off: false,
                 sealed: false,
                 closed: false,
@@ -332,6 +337,9 @@ impl Source<'_> {
     }
 }
 
+/// How long a caller waiting for one result looks for it before sleeping.
+const EAGER_WAIT: Duration = Duration::from_micros(200);
+
 /// How long [`Results::pump`] may block.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {
@@ -416,6 +424,7 @@ impl Results {
 
     /// The one result of a call of one item.
     pub(crate) fn single<O: DeserializeOwned>(mut self) -> Result<O, Error> {
+        self.eager = true;
         self.next_ordered(None).unwrap_or(Err(Error::Closed))
     }
 
@@ -426,7 +435,11 @@ impl Results {
             self.close();
             return std::mem::take(&mut self.cut_off).then_some(Err(Error::Closed));
         }
-        match self.replies.recv() {
+        let reply = match self.eager {
+            true => self.recv_soon(),
+            false => self.replies.recv().map_err(|_| TryRecvError::Disconnected),
+        };
+        match reply {
             Ok(reply) => {
                 self.take_in(reply);
                 Some(Ok(()))
@@ -443,6 +456,25 @@ impl Results {
                 Some(Err(Error::Closed))
             }
         }
+    }
+
+    /// Waits for a reply, looking for it in a loop for a moment before going
+    /// to sleep: waking a sleeping thread costs tens of microseconds on many
+    /// machines, more than a quick task takes. On a machine of one CPU it
+    /// sleeps at once, since the loop would hold up the worker it waits for.
+    fn recv_soon(&self) -> Result<Reply, TryRecvError> {
+        static SEVERAL_CPUS: OnceLock<bool> = OnceLock::new();
+        if *SEVERAL_CPUS.get_or_init(|| thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+        {
+            let until = Instant::now() + EAGER_WAIT;
+            while Instant::now() < until {
+                match self.replies.try_recv() {
+                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                    other => return other,
+                }
+            }
+        }
+        self.replies.recv().map_err(|_| TryRecvError::Disconnected)
     }
 
     /// Takes in the replies that have come, waiting as `wait` allows;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use forkmap::{remote, ProcessPool};
 use rayon::prelude::*;
+use serde_bytes::ByteBuf;
 
 use crate::median;
 
@@ -120,20 +121,38 @@ fn length(bytes: Vec<u8>) -> usize {
     bytes.len()
 }
 
+fn byte_buf_length(bytes: ByteBuf) -> usize {
+    bytes.len()
+}
+
 /// Bytes per second of `map(len)` over `count` buffers of `size` bytes on
-/// 2 workers (making the buffers is not timed).
-pub(crate) fn payload(count: usize, size: usize, reps: usize) -> f64 {
+/// 2 workers (making the buffers is not timed): as `Vec<u8>`, which serde
+/// treats as a sequence of bytes, and as `serde_bytes::ByteBuf`, which it
+/// copies whole.
+pub(crate) fn payload(count: usize, size: usize, reps: usize) -> (f64, f64) {
     let pool = ProcessPool::new(2).expect("a pool");
-    let mut times = Vec::with_capacity(reps);
-    for _ in 0..=reps {
+    let mut vec_times = Vec::with_capacity(reps);
+    let mut buf_times = Vec::with_capacity(reps);
+    for rep in 0..=reps {
         let buffers: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; size]).collect();
         let started = Instant::now();
         let out = pool.map(length, buffers).expect("map");
-        times.push(started.elapsed());
+        let vec_time = started.elapsed();
         assert_eq!(out, vec![size; count]);
+        let buffers: Vec<ByteBuf> = (0..count)
+            .map(|i| ByteBuf::from(vec![i as u8; size]))
+            .collect();
+        let started = Instant::now();
+        let out = pool.map(byte_buf_length, buffers).expect("map");
+        let buf_time = started.elapsed();
+        assert_eq!(out, vec![size; count]);
+        if rep > 0 {
+            vec_times.push(vec_time);
+            buf_times.push(buf_time);
+        }
     }
-    times.remove(0);
-    (count * size) as f64 / median(&mut times).as_secs_f64()
+    let rate = |times: &mut [Duration]| (count * size) as f64 / median(times).as_secs_f64();
+    (rate(&mut vec_times), rate(&mut buf_times))
 }
 
 #[remote]
