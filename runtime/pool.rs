@@ -429,4 +429,26 @@ macro_rules! inherent_calls {
     };
 }
 
-pub(crate) use inherent_calls;
+/// The trait impls of a pool type that owns its `engine`: [`Sealed`],
+/// [`Pool`] and `Debug`.
+macro_rules! engine_pool {
+    ($pool:ident) => {
+        impl $crate::pool::Sealed for $pool {
+            fn engine(&self) -> &$crate::engine::Engine {
+                &self.engine
+            }
+        }
+
+        impl $crate::Pool for $pool {}
+
+        impl std::fmt::Debug for $pool {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($pool))
+                    .field("workers", &self.workers())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+pub(crate) use {engine_pool, inherent_calls};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::builder::Builder;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::pool::{inherent_calls, Pool, Sealed};
+use crate::pool::{engine_pool, inherent_calls, Pool, Sealed};
 
 /// A pool of forked worker processes: crash isolation, and code that need
 /// not be thread-safe.
@@ -138,19 +138,4 @@ impl std::fmt::Debug for WithTimeout<'_> {
 }
 
 inherent_calls!(ProcessPool);
-
-impl Sealed for ProcessPool {
-    fn engine(&self) -> &Engine {
-        &self.engine
-    }
-}
-
-impl Pool for ProcessPool {}
-
-impl std::fmt::Debug for ProcessPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessPool")
-            .field("workers", &self.workers())
-            .finish_non_exhaustive()
-    }
-}
+engine_pool!(ProcessPool);

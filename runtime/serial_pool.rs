@@ -1,7 +1,7 @@
 //! The pool that runs everything in the caller.
 
 use crate::engine::Engine;
-use crate::pool::{inherent_calls, Pool, Sealed};
+use crate::pool::{engine_pool, inherent_calls};
 
 /// A pool without workers: every call runs in the calling thread, one item
 /// after the other, through the same encoding as the other pools.
@@ -38,19 +38,4 @@ impl Default for SerialPool {
 }
 
 inherent_calls!(SerialPool);
-
-impl Sealed for SerialPool {
-    fn engine(&self) -> &Engine {
-        &self.engine
-    }
-}
-
-impl Pool for SerialPool {}
-
-impl std::fmt::Debug for SerialPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SerialPool")
-            .field("workers", &self.workers())
-            .finish_non_exhaustive()
-    }
-}
+engine_pool!(SerialPool);

@@ -3,7 +3,7 @@
 use crate::builder::Builder;
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::pool::{inherent_calls, Pool, Sealed};
+use crate::pool::{engine_pool, inherent_calls};
 
 /// A pool of threads in this process, with the calls and the behaviour of a
 /// [`ProcessPool`](crate::ProcessPool): tasks, items and results travel
@@ -57,19 +57,4 @@ impl ThreadPool {
 }
 
 inherent_calls!(ThreadPool);
-
-impl Sealed for ThreadPool {
-    fn engine(&self) -> &Engine {
-        &self.engine
-    }
-}
-
-impl Pool for ThreadPool {}
-
-impl std::fmt::Debug for ThreadPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThreadPool")
-            .field("workers", &self.workers())
-            .finish_non_exhaustive()
-    }
-}
+engine_pool!(ThreadPool);
