@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use forkmap::{remote, Error, Pool};
@@ -449,6 +449,23 @@ fn terminate_fails_calls_in_flight<P: Pool>(pool: &P) {
     );
 }
 
+/// Runs a test's body on a thread of its own and fails the test if it has
+/// not ended within a minute, so that a hang is a failure, not a stuck run.
+fn within_a_minute(name: &str, body: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        body();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => runner.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().unwrap_err())
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name} has not ended after a minute"),
+    }
+}
+
 // ---- one module per pool --------------------------------------------------
 
 macro_rules! pool_suite {
@@ -487,8 +504,10 @@ macro_rules! pool_suite {
         $(
             #[test]
             fn $test() {
-                let pool = $make;
-                super::$test(&pool);
+                super::within_a_minute(stringify!($test), || {
+                    let pool = $make;
+                    super::$test(&pool);
+                });
             }
         )*
     };
