@@ -24,6 +24,8 @@ pub(crate) struct Call {
     /// not hold the call itself: its end of the replies would then never
     /// see the pool go away.
     pub(crate) quick: Arc<AtomicBool>,
+    /// Its caller has gone: what it had not run, it never runs.
+    pub(crate) cancelled: AtomicBool,
     replies: Sender<Reply>,
     waker: Arc<WakerSlot>,
 }
@@ -62,6 +64,7 @@ impl Call {
             id,
             timeout,
             quick: Arc::default(),
+            cancelled: AtomicBool::new(false),
             setup: Arc::new(setup),
             replies,
             waker: Arc::clone(&waker),

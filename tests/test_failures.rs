@@ -131,3 +131,37 @@ fn a_death_in_the_middle_of_a_chunk_fails_only_the_item_it_was_running() {
     }
     assert!(results[37].is_err());
 }
+
+/// Leaves a mark for its item in `dir`, and aborts the worker on item 3.
+fn mark_or_abort_at_3((dir, x): (String, u64)) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    std::fs::write(format!("{dir}/{x}"), b"").unwrap();
+    x
+}
+
+#[test]
+fn a_dropped_handles_items_still_run_after_a_death_and_join_returns() {
+    let dir = std::env::temp_dir().join(format!("forkmap-detached-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_string_lossy().into_owned();
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread_path = path.clone();
+    std::thread::spawn(move || {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .chunk_size(10)
+            .build()
+            .unwrap();
+        let items: Vec<(String, u64)> = (0..10).map(|x| (thread_path.clone(), x)).collect();
+        drop(pool.map_async(mark_or_abort_at_3, items));
+        pool.join();
+        let _ = done.send(());
+    });
+    let joined = finished.recv_timeout(std::time::Duration::from_secs(30));
+    let marks = std::fs::read_dir(&dir).unwrap().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(joined.is_ok(), "join did not return after a worker's death");
+    assert_eq!(marks, 9, "every item but the one that aborted ran");
+}

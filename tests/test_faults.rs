@@ -458,3 +458,37 @@ fn a_hang_past_with_timeout() {
         drop_and_count(pool);
     });
 }
+
+/// How many processes the machine has started since it booted.
+fn forks_so_far() -> u64 {
+    fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("processes ")?.trim().parse().ok())
+        .unwrap()
+}
+
+fn abort_at_start() {
+    std::process::abort();
+}
+
+#[test]
+fn a_worker_that_dies_before_it_starts_is_not_replaced_in_a_loop() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(WORKERS)
+            .initializer(abort_at_start)
+            .build()
+            .unwrap();
+        let before = forks_so_far();
+        thread::sleep(Duration::from_millis(500));
+        let forked = forks_so_far() - before;
+        assert!(
+            forked < 50,
+            "an idle pool whose workers die at start forked {forked} times in 0.5 s"
+        );
+        // Work still gets an answer: the worker that takes it dies at start too.
+        let err = pool.map(value, 0..4).unwrap_err();
+        assert!(matches!(err.item_error(), Error::Setup { .. }), "{err}");
+    });
+}

@@ -12,7 +12,7 @@
 mod crew;
 mod held;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::board::Doing;
+use crate::board::{Doing, INITIALIZER};
 use crate::error::Error;
 use crate::frame::Fill;
 use crate::platform::{self, Private};
@@ -189,6 +189,12 @@ impl Drop for Dispatcher {
     }
 }
 
+/// A chunk waiting for a worker, with its call.
+struct Queued {
+    call: Arc<Call>,
+    chunk: Chunk,
+}
+
 /// How often the memory of a busy worker is looked at, when the pool has
 /// a memory limit.
 const MEMORY_CHECK: Duration = Duration::from_millis(10);
@@ -203,10 +209,10 @@ struct Loop {
     woken: Private,
     crew: Crew,
     slots: Vec<Option<Worker>>,
+    /// The calls whose chunks may still come, to queue them with.
     calls: HashMap<u64, Arc<Call>>,
-    /// Calls to forget once none of their chunks is pending.
-    detached: HashSet<u64>,
-    pending: VecDeque<Chunk>,
+    /// Chunks waiting for a worker, oldest first.
+    pending: VecDeque<Queued>,
     spawn_error: Option<String>,
     /// When the workers' memory is to be looked at next
     /// ([`platform::monotonic_ns`]).
@@ -226,7 +232,6 @@ impl Loop {
             crew,
             slots,
             calls: HashMap::new(),
-            detached: HashSet::new(),
             pending: VecDeque::new(),
             spawn_error: None,
             next_memory_check: 0,
@@ -235,16 +240,20 @@ impl Loop {
 
     fn run(&mut self) {
         loop {
-            match self.take_commands() {
-                Phase::Shut => break,
-                Phase::Draining if self.idle() => break,
-                _ => {}
+            let phase = self.take_commands();
+            if phase == Phase::Shut {
+                break;
             }
             // Giving out chunks can retire an idle worker, and replacing it
             // makes room for more chunks.
             self.assign();
             while self.recycle() {
                 self.assign();
+            }
+            // After giving out, which may have dropped the chunks of
+            // cancelled calls: then nothing may be left to wait for.
+            if phase == Phase::Draining && self.idle() {
+                break;
             }
             let wait = self.watch_limits();
             let ready = {
@@ -349,13 +358,24 @@ impl Loop {
                 Command::Open(call) => {
                     self.calls.insert(call.id, call);
                 }
-                Command::Run(chunk) => self.pending.push_back(chunk),
-                Command::Close(id) => {
-                    self.calls.remove(&id);
-                    self.pending.retain(|chunk| chunk.call != id);
+                Command::Run(chunk) => {
+                    // A chunk of a call that was closed meanwhile is dropped.
+                    if let Some(call) = self.calls.get(&chunk.call) {
+                        self.pending.push_back(Queued {
+                            call: Arc::clone(call),
+                            chunk,
+                        });
+                    }
                 }
+                Command::Close(id) => {
+                    if let Some(call) = self.calls.remove(&id) {
+                        call.cancelled.store(true, Ordering::Relaxed);
+                    }
+                    self.pending.retain(|queued| queued.call.id != id);
+                }
+                // Every chunk has come; the queued ones keep their call.
                 Command::Detach(id) => {
-                    self.detached.insert(id);
+                    self.calls.remove(&id);
                 }
             }
         }
@@ -391,7 +411,7 @@ impl Loop {
     /// Gives pending chunks to workers with room, preferring for each worker
     /// a chunk of the call whose closure it has already built.
     fn assign(&mut self) {
-        if self.slots.iter().all(Option::is_none) {
+        if !self.pending.is_empty() {
             self.respawn();
         }
         'giving: while !self.pending.is_empty() {
@@ -406,67 +426,40 @@ impl Loop {
                     continue;
                 };
                 let behind = !worker.held.is_empty();
-                let calls = &self.calls;
-                let fits = |chunk: &Chunk| {
-                    !behind
-                        || calls
-                            .get(&chunk.call)
-                            .is_some_and(|call| call.quick.load(Ordering::Relaxed))
-                };
+                let fits = |queued: &Queued| !behind || queued.call.quick.load(Ordering::Relaxed);
                 // A chunk of the call whose closure the worker has built, or
                 // any other.
                 let near = self.pending.iter().take(64);
                 let position = near
                     .clone()
-                    .position(|chunk| Some(chunk.call) == worker.loaded && fits(chunk))
+                    .position(|queued| Some(queued.call.id) == worker.loaded && fits(queued))
                     .or_else(|| near.clone().position(fits));
                 let Some(position) = position else {
                     continue;
                 };
-                if !worker.fits(&self.pending[position], self.crew.max_tasks) {
+                if !worker.fits(&self.pending[position].chunk, self.crew.max_tasks) {
                     worker.retiring = true;
                     continue 'giving;
                 }
-                let chunk = self.pending.remove(position).expect("position is in range");
-                if let Some(call) = self.calls.get(&chunk.call) {
-                    worker.give(Arc::clone(call), chunk);
-                    worker.flush();
-                }
+                let queued = self.pending.remove(position).expect("position is in range");
+                worker.give(queued.call, queued.chunk);
+                worker.flush();
                 continue 'giving;
             }
             break;
-        }
-        if !self.detached.is_empty() {
-            // A chunk given to a worker keeps its call; only pending ones
-            // need it in `calls`.
-            let pending = &self.pending;
-            let calls = &mut self.calls;
-            self.detached.retain(|id| {
-                let waiting = pending.iter().any(|chunk| chunk.call == *id);
-                if !waiting {
-                    calls.remove(id);
-                }
-                waiting
-            });
         }
         if self.slots.iter().all(Option::is_none) {
             let reason = self
                 .spawn_error
                 .clone()
                 .unwrap_or_else(|| "no worker is running".into());
-            for chunk in std::mem::take(&mut self.pending) {
-                self.fail(&chunk, Failure::Spawn(reason.clone()));
+            for queued in std::mem::take(&mut self.pending) {
+                queued.call.deliver(Reply::Failed {
+                    first: queued.chunk.first,
+                    count: queued.chunk.count,
+                    failure: Failure::Spawn(reason.clone()),
+                });
             }
-        }
-    }
-
-    fn fail(&self, chunk: &Chunk, failure: Failure) {
-        if let Some(call) = self.calls.get(&chunk.call) {
-            call.deliver(Reply::Failed {
-                first: chunk.first,
-                count: chunk.count,
-                failure,
-            });
         }
     }
 
@@ -515,13 +508,23 @@ impl Loop {
         let death = body.end(broke.is_some());
         let doing = board.read();
         // Replace the worker before reporting, so that a caller who sees the
-        // failure finds the pool at full strength again.
-        self.slots[i] = Worker::spawn(&self.crew)
-            .map_err(|e| self.spawn_error = Some(e.to_string()))
-            .ok();
+        // failure finds the pool at full strength again; but not a worker
+        // that died before it could start (a crashing initializer, a memory
+        // limit too small to run at all), which would have the pool fork over
+        // and over with nothing to do: its slot is filled when work comes.
+        let started = replied
+            || broke.is_some()
+            || matches!(doing, Doing::Running(_))
+            || matches!(doing, Doing::SettingUp { call } if call != INITIALIZER);
+        if started {
+            self.slots[i] = Worker::spawn(&self.crew)
+                .map_err(|e| self.spawn_error = Some(e.to_string()))
+                .ok();
+        }
         let mut again = Vec::new();
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
+            let mut rerun = Vec::new();
             let failed = match broke {
                 Some(reason) => {
                     let reason = format!("the worker's reply did not check out: {reason}");
@@ -529,16 +532,26 @@ impl Loop {
                 }
                 None => {
                     let cause = killed.unwrap_or(Cause::Died(death));
-                    running.after_death(doing, cause, replied, &mut again)
+                    running.after_death(doing, cause, replied, &mut rerun)
                 }
             };
             for reply in failed {
                 running.call.deliver(reply);
             }
+            again.extend(rerun.into_iter().map(|chunk| Queued {
+                call: Arc::clone(&running.call),
+                chunk,
+            }));
         }
-        again.extend(held.map(|waiting| waiting.chunk));
-        for chunk in again.into_iter().rev() {
-            self.pending.push_front(chunk);
+        again.extend(held.map(|waiting| Queued {
+            call: waiting.call,
+            chunk: waiting.chunk,
+        }));
+        // What a cancelled call had not run, it never runs.
+        for queued in again.into_iter().rev() {
+            if !queued.call.cancelled.load(Ordering::Relaxed) {
+                self.pending.push_front(queued);
+            }
         }
     }
 
