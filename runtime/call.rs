@@ -778,6 +778,11 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             index,
             reason: reason.clone(),
         },
+        Failure::Refused(Refusal::Undecodable(reason)) => Error::Codec {
+            function,
+            what: format!("decode the arguments of item {index}"),
+            reason: reason.clone(),
+        },
         Failure::Refused(Refusal::Initializer(reason)) => Error::Setup {
             function,
             index,

@@ -78,6 +78,9 @@ pub(crate) enum Refusal {
     Unrunnable(String),
     /// The pool's initializer failed in this worker.
     Initializer(String),
+    /// This item's arguments do not decode (or their decoding panicked),
+    /// so neither it nor the items after it in its chunk can be read.
+    Undecodable(String),
 }
 
 /// A frame that does not check out.

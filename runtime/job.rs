@@ -1,25 +1,54 @@
 //! A built closure in a worker, run over chunks of encoded items.
 
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PanicReport;
 use crate::frame;
 use crate::task::CallWith;
-use crate::unwind;
 
 /// A closure rebuilt in a worker, with its types erased: it reads encoded
-/// argument tuples one at a time and writes one encoded outcome per item.
+/// argument tuples and writes one encoded outcome per item.
 pub trait Job {
-    /// Decodes the arguments of the item at the front of `items` and keeps
-    /// them for [`run`](Job::run); returns how many bytes they took. An
-    /// error means the item does not decode.
-    fn take(&mut self, items: &[u8]) -> Result<usize, String>;
+    /// Runs the items of a chunk from item `from`, whose encoded arguments
+    /// start at byte `at` of `items`, up to item `count`, appending one
+    /// encoded outcome per item to `out` and telling `progress` about each.
+    /// Returns the next item to run and where its arguments start: `count`
+    /// when all have run, less when [`Progress::finished`] asked to stop.
+    ///
+    /// A panic while an item's arguments decode, while it runs, or while
+    /// its result encodes unwinds out of here; the caller catches it, and
+    /// knows from `progress` which item it was.
+    fn run_items(
+        &mut self,
+        items: &[u8],
+        from: u32,
+        at: usize,
+        count: u32,
+        out: &mut Vec<u8>,
+        progress: &mut dyn Progress,
+    ) -> Result<(u32, usize), Undecodable>;
+}
 
-    /// Runs the closure on the item taken last, appending its outcome to
-    /// `out`. A panicking item is an outcome, not an error; an error means
-    /// not even the outcome could be encoded.
-    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), String>;
+/// What the loop of [`Job::run_items`] says of each item.
+pub trait Progress {
+    /// Item `n` of the chunk has decoded from `start..end` of the chunk's
+    /// items, and runs now; its outcome will start at byte `mark` of the
+    /// output.
+    fn started(&mut self, n: u32, start: usize, end: usize, mark: usize);
+
+    /// Item `n` has run and its outcome is written; true to stop here.
+    fn finished(&mut self, n: u32) -> bool;
+}
+
+/// Item `n` of a chunk, whose arguments start at byte `at`, does not decode.
+#[derive(Debug)]
+pub struct Undecodable {
+    pub(crate) n: u32,
+    pub(crate) at: usize,
+    pub(crate) reason: String,
 }
 
 /// The result of one item, as it travels back to the parent.
@@ -66,14 +95,13 @@ where
 {
     Box::new(ClosureJob {
         closure,
-        args: None,
+        args: PhantomData,
     })
 }
 
 struct ClosureJob<C, Args> {
     closure: C,
-    /// The arguments taken and not yet run.
-    args: Option<Args>,
+    args: PhantomData<fn(Args)>,
 }
 
 impl<C, Args> Job for ClosureJob<C, Args>
@@ -82,29 +110,40 @@ where
     C::Output: Serialize,
     Args: DeserializeOwned,
 {
-    fn take(&mut self, items: &[u8]) -> Result<usize, String> {
-        let (args, rest) = postcard::take_from_bytes::<Args>(items)
-            .map_err(|e| format!("an item does not decode as the function's arguments: {e}"))?;
-        self.args = Some(args);
-        Ok(items.len() - rest.len())
-    }
-
-    fn run(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
-        let args = self
-            .args
-            .take()
-            .ok_or("an item was run before it was taken")?;
-        let mark = out.len();
-        let encoded = match unwind::catch(|| self.closure.call_with(args)) {
-            Ok(value) => encode_done(&value, out),
-            Err(report) => frame::encode_into(&Outcome::<()>::Panicked(report), out),
-        };
-        if let Err(e) = encoded {
-            out.truncate(mark);
-            frame::encode_into(&Outcome::<()>::Unencodable(e.to_string()), out)
-                .map_err(|e| e.to_string())?;
+    fn run_items(
+        &mut self,
+        items: &[u8],
+        from: u32,
+        mut at: usize,
+        count: u32,
+        out: &mut Vec<u8>,
+        progress: &mut dyn Progress,
+    ) -> Result<(u32, usize), Undecodable> {
+        let mut n = from;
+        while n < count {
+            let (args, rest) =
+                postcard::take_from_bytes::<Args>(&items[at..]).map_err(|e| Undecodable {
+                    n,
+                    at,
+                    reason: format!("an item does not decode as the function's arguments: {e}"),
+                })?;
+            let end = items.len() - rest.len();
+            let mark = out.len();
+            progress.started(n, at, end, mark);
+            let value = self.closure.call_with(args);
+            if let Err(e) = encode_done(&value, out) {
+                out.truncate(mark);
+                // A `Vec` takes any outcome; only `value` could fail.
+                frame::encode_into(&Outcome::<()>::Unencodable(e.to_string()), out)
+                    .expect("an error outcome always encodes");
+            }
+            at = end;
+            n += 1;
+            if progress.finished(n - 1) {
+                break;
+            }
         }
-        Ok(())
+        Ok((n, at))
     }
 }
 

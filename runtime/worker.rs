@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::board::{Board, Doing, Item, INITIALIZER};
 use crate::entry;
 use crate::frame::{self, Deferred, FrameError, FromWorker, Refusal, ToWorker};
-use crate::job::{Job, Outcome};
+use crate::job::{Job, Outcome, Progress};
 use crate::{platform, unwind};
 
 /// Where a [`Server`] sends its reply frames.
@@ -140,6 +140,11 @@ impl Chunk<'_> {
     /// Runs every item, posting each on the board before it runs, and sends
     /// the outcomes: at the end, and before when the pacer says so. The
     /// board shows the worker idle whenever it sends.
+    ///
+    /// One panic guard covers a run of items: a panic while an item runs or
+    /// while its result encodes becomes that item's outcome, and the items
+    /// after it run on; a panic while an item's arguments decode leaves the
+    /// rest of the chunk unreadable, so that item and the rest are refused.
     fn run(
         &self,
         job: &mut dyn Job,
@@ -149,47 +154,62 @@ impl Chunk<'_> {
         send: &mut Send<'_>,
     ) -> Result<(), FrameError> {
         output.reset();
-        // Items run, and those of them already sent; where the next starts.
-        let (mut ran, mut sent, mut at) = (0u32, 0u32, 0usize);
-        while ran < self.count {
-            let len = match job.take(&self.items[at..]) {
-                Ok(len) => len,
-                Err(reason) => {
-                    board.post(Doing::Idle);
-                    self.send(output, sent, ran, at, send)?;
-                    let rest = self.count - ran;
-                    let first = self.first + u64::from(ran);
-                    return refuse(self.call, first, rest, Refusal::Unrunnable(reason), send);
-                }
+        if let Some(pacer) = pacer.as_deref_mut() {
+            pacer.restart();
+        }
+        // The next item to run and where its arguments start; how many of
+        // the items have been sent.
+        let (mut next, mut at, mut sent) = (0u32, 0usize, 0u32);
+        while next < self.count {
+            let mut track = Track {
+                chunk: self,
+                board,
+                pacer: pacer.as_deref_mut(),
+                running: None,
+                done: (next, at),
             };
-            board.post(Doing::Running(Item {
-                call: self.call,
-                index: self.first + u64::from(ran),
-                start: at as u64,
-                end: (at + len) as u64,
-                started: if self.timed {
-                    platform::monotonic_ns()
-                } else {
-                    0
+            let tail = output.tail();
+            let ran =
+                unwind::catch(|| job.run_items(self.items, next, at, self.count, tail, &mut track));
+            let (running, done) = (track.running, track.done);
+            board.post(Doing::Idle);
+            match ran {
+                Ok(Ok((stopped, upto))) => {
+                    (next, at) = (stopped, upto);
+                    self.send(output, sent, next, at, send)?;
+                    sent = next;
+                }
+                Ok(Err(undecodable)) => {
+                    self.send(output, sent, undecodable.n, undecodable.at, send)?;
+                    let first = self.first + u64::from(undecodable.n);
+                    let rest = self.count - undecodable.n;
+                    let reason = Refusal::Undecodable(undecodable.reason);
+                    return refuse(self.call, first, rest, reason, send);
+                }
+                Err(report) => match running {
+                    // It panicked while it ran, or while its result encoded.
+                    Some(Running { n, end, mark }) => {
+                        let tail = output.tail();
+                        tail.truncate(mark);
+                        frame::encode_into(&Outcome::<()>::Panicked(report), tail)
+                            .expect("a panic report always encodes");
+                        (next, at) = (n + 1, end);
+                    }
+                    // It panicked while the arguments of the item after the
+                    // last one done decoded.
+                    None => {
+                        let (n, upto) = done;
+                        self.send(output, sent, n, upto, send)?;
+                        let first = self.first + u64::from(n);
+                        let reason = Refusal::Undecodable(format!(
+                            "decoding the item's arguments panicked at {report}"
+                        ));
+                        return refuse(self.call, first, self.count - n, reason, send);
+                    }
                 },
-            }));
-            let outcome = job.run(output.tail());
-            at += len;
-            ran += 1;
-            if let Err(reason) = outcome {
-                board.post(Doing::Idle);
-                let rest = self.count - sent;
-                let first = self.first + u64::from(sent);
-                return refuse(self.call, first, rest, Refusal::Unrunnable(reason), send);
-            }
-            if ran < self.count && pacer.as_mut().is_some_and(|pacer| pacer.due()) {
-                board.post(Doing::Idle);
-                self.send(output, sent, ran, at, send)?;
-                sent = ran;
             }
         }
-        board.post(Doing::Idle);
-        self.send(output, sent, ran, at, send)
+        self.send(output, sent, next, at, send)
     }
 
     /// Sends the outcomes of items `from..to` (of this chunk), whose
@@ -221,6 +241,52 @@ impl Chunk<'_> {
         }
         output.reset();
         Ok(())
+    }
+}
+
+/// The item a worker runs now: its number in the chunk, where its
+/// arguments end, and where its outcome starts in the output.
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    n: u32,
+    end: usize,
+    mark: usize,
+}
+
+/// Follows a chunk's items for [`Job::run_items`]: posts each on the board,
+/// and asks the pacer when to stop and send.
+struct Track<'a, 'c> {
+    chunk: &'a Chunk<'c>,
+    board: &'a Board,
+    pacer: Option<&'a mut Pacer>,
+    /// The item started and not finished, if any.
+    running: Option<Running>,
+    /// The next item after the last one finished, and where it starts.
+    done: (u32, usize),
+}
+
+impl Progress for Track<'_, '_> {
+    fn started(&mut self, n: u32, start: usize, end: usize, mark: usize) {
+        let chunk = self.chunk;
+        self.board.post(Doing::Running(Item {
+            call: chunk.call,
+            index: chunk.first + u64::from(n),
+            start: start as u64,
+            end: end as u64,
+            started: if chunk.timed {
+                platform::monotonic_ns()
+            } else {
+                0
+            },
+        }));
+        self.running = Some(Running { n, end, mark });
+    }
+
+    fn finished(&mut self, n: u32) -> bool {
+        if let Some(running) = self.running.take() {
+            self.done = (n + 1, running.end);
+        }
+        n + 1 < self.chunk.count && self.pacer.as_mut().is_some_and(|pacer| pacer.due())
     }
 }
 
@@ -272,6 +338,13 @@ impl Pacer {
         }
     }
 
+    /// Starts a chunk afresh: look at the clock after its first item, and
+    /// count from now, so that what earlier chunks taught of item speed does
+    /// not hold back the first results of this one.
+    fn restart(&mut self) {
+        *self = Pacer::new();
+    }
+
     /// Called after each item: true when the results so far should go.
     fn due(&mut self) -> bool {
         self.left -= 1;
@@ -313,13 +386,18 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
     let mut job = build(entry, setup).map_err(|refusal| {
         Refusal::Initializer(match refusal {
             Refusal::FactoryPanicked(report) => format!("its factory panicked at {report}"),
-            Refusal::Unrunnable(reason) | Refusal::Initializer(reason) => reason,
+            Refusal::Unrunnable(reason)
+            | Refusal::Initializer(reason)
+            | Refusal::Undecodable(reason) => reason,
         })
     })?;
     let mut out = Vec::new();
-    job.take(&[])
-        .and_then(|_| job.run(&mut out))
-        .map_err(Refusal::Initializer)?;
+    let mut progress = Unwatched;
+    match unwind::catch(|| job.run_items(&[], 0, 0, 1, &mut out, &mut progress)) {
+        Ok(Ok(_)) => {}
+        Ok(Err(undecodable)) => return Err(Refusal::Initializer(undecodable.reason)),
+        Err(report) => return Err(Refusal::Initializer(format!("it panicked at {report}"))),
+    }
     match postcard::from_bytes::<Outcome<()>>(&out) {
         Ok(Outcome::Done(())) => Ok(()),
         Ok(Outcome::Panicked(report)) => {
@@ -327,6 +405,17 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
         }
         Ok(Outcome::Unencodable(reason)) => Err(Refusal::Initializer(reason)),
         Err(e) => Err(Refusal::Initializer(e.to_string())),
+    }
+}
+
+/// The progress of a run that nobody follows: the initializer's.
+struct Unwatched;
+
+impl Progress for Unwatched {
+    fn started(&mut self, _: u32, _: usize, _: usize, _: usize) {}
+
+    fn finished(&mut self, _: u32) -> bool {
+        false
     }
 }
 
@@ -399,10 +488,10 @@ mod tests {
     fn refusal(reply: FromWorker) -> String {
         match reply {
             FromWorker::Refused {
-                reason: Refusal::Unrunnable(reason),
+                reason: Refusal::Unrunnable(reason) | Refusal::Undecodable(reason),
                 ..
             } => reason,
-            other => panic!("expected an Unrunnable refusal, got {other:?}"),
+            other => panic!("expected an Unrunnable or Undecodable refusal, got {other:?}"),
         }
     }
 

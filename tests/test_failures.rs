@@ -165,3 +165,76 @@ fn a_dropped_handles_items_still_run_after_a_death_and_join_returns() {
     assert!(joined.is_ok(), "join did not return after a worker's death");
     assert_eq!(marks, 9, "every item but the one that aborted ran");
 }
+
+/// An argument whose decoding panics for 5.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Touchy(u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert!(value != 5, "five does not decode");
+        Ok(Touchy(value))
+    }
+}
+
+/// A result whose encoding panics for 5.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+struct Loud(u64);
+
+impl serde::Serialize for Loud {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 != 5, "five does not encode");
+        serializer.serialize_u64(self.0)
+    }
+}
+
+fn touchy_value(touchy: Touchy) -> u64 {
+    touchy.0
+}
+
+fn loud(x: u64) -> Loud {
+    Loud(x)
+}
+
+#[test]
+fn a_panic_while_arguments_decode_is_that_items_failure_not_a_death() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(10)
+        .build()
+        .unwrap();
+    let results: Vec<_> = pool.imap(touchy_value, (0..10).map(Touchy)).collect();
+    for (index, result) in results.iter().enumerate().take(5) {
+        assert_eq!(result.as_ref().ok(), Some(&(index as u64)));
+    }
+    let err = results[5].as_ref().unwrap_err();
+    assert!(err.to_string().contains("five does not decode"), "{err}");
+    for result in &results[5..] {
+        let err = result.as_ref().unwrap_err();
+        assert!(
+            matches!(err, Error::Codec { .. }),
+            "the rest of the chunk cannot be read: {err}"
+        );
+    }
+    assert_eq!(pool.map(touchy_value, [Touchy(1)]).unwrap(), [1]);
+}
+
+#[test]
+fn a_panic_while_a_result_encodes_fails_that_item_only() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(10)
+        .build()
+        .unwrap();
+    let results: Vec<_> = pool.imap(loud, 0..10u64).collect();
+    for (index, result) in results.iter().enumerate() {
+        if index == 5 {
+            let err = result.as_ref().unwrap_err();
+            assert!(err.is_panic(), "{err}");
+            assert!(err.to_string().contains("five does not encode"), "{err}");
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&Loud(index as u64)));
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::board::Doing;
 use crate::error::Death;
-use crate::frame::{Inbox, Received};
+use crate::frame::{Inbox, Received, Refusal};
 use crate::platform::{self, Child, Private, SharedBoard};
 use crate::reply::{Call, Chunk, Failure, Reply};
 use crate::worker;
@@ -259,9 +259,19 @@ impl Worker {
         if let Some(upto) = upto {
             held.upto = upto as usize;
         }
-        if matches!(reply, Reply::Failed { .. }) && self.loaded == Some(call) {
+        let setup_refused = matches!(
+            reply,
+            Reply::Failed {
+                failure: Failure::Refused(
+                    Refusal::FactoryPanicked(_) | Refusal::Unrunnable(_) | Refusal::Initializer(_)
+                ),
+                ..
+            }
+        );
+        if setup_refused && self.loaded == Some(call) {
             // A refused setup is remembered by the worker; send it again
-            // next time in case the refusal was transient.
+            // next time in case the refusal was transient. An item that
+            // does not decode leaves the closure, and its state, as it is.
             self.loaded = None;
         }
         held.call.deliver(reply);
