@@ -238,3 +238,20 @@ fn a_panic_while_a_result_encodes_fails_that_item_only() {
         }
     }
 }
+
+/// Runs a pool of its own inside the worker.
+fn nested(x: u64) -> u64 {
+    let threads = forkmap::ThreadPool::new(2).unwrap();
+    let processes = ProcessPool::new(2).unwrap();
+    threads.map(|y: u64| y + 1, [x]).unwrap()[0] + processes.apply(|y: u64| y * 10, (x,)).unwrap()
+}
+
+#[test]
+fn a_task_can_run_pools_of_its_own() {
+    let pool = ProcessPool::new(2).unwrap();
+    let results = pool
+        .with_timeout(std::time::Duration::from_secs(20))
+        .map(nested, 0..3u64)
+        .unwrap();
+    assert_eq!(results, [1, 12, 23]);
+}

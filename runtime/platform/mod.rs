@@ -139,10 +139,12 @@ pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
         });
     }
     let board = SharedBoard::new()?;
-    let mut ours = ours();
-    // Every descriptor of every pool: a new worker closes them all.
+    let ours = ours();
+    // Every descriptor of every pool: a new worker closes them all. The lock
+    // is held across the fork, so that no other thread opens or closes one
+    // in between, and released in the worker.
     let inherited: Vec<RawFd> = ours.clone();
-    let (pid, channel) = process::fork_worker(&inherited, &board, body)?;
+    let (pid, channel, mut ours) = process::fork_worker(&inherited, &board, body, ours)?;
     Ok(Spawned {
         child: Child {
             pid,

@@ -31,16 +31,20 @@ pub(crate) fn in_worker() -> bool {
 
 /// Forks a worker that runs `body` on its end of a new channel, posting on
 /// `board`, then exits with the code `body` returns. The worker first closes
-/// the descriptors in `close`, which are not its own. Returns its pid and
-/// the parent's end of the channel, which is non-blocking.
+/// the descriptors in `close`, which are not its own, and drops `held`: a
+/// lock guard the caller holds across the fork, which the worker would
+/// otherwise keep locked for good (its copy of the lock is the caller's, in
+/// the state it had). Returns its pid, the parent's end of the channel,
+/// which is non-blocking, and `held` back.
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from a thread that lives as long as the worker should.
-pub(super) fn fork_worker(
+pub(super) fn fork_worker<G>(
     close: &[RawFd],
     board: &Board,
     body: WorkerBody,
-) -> io::Result<(Pid, UnixStream)> {
+    held: G,
+) -> io::Result<(Pid, UnixStream, G)> {
     let (parent_end, child_end) = UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
     flush_standard_streams();
@@ -57,10 +61,13 @@ pub(super) fn fork_worker(
     // handlers), which is why the fork server exists: it has no other
     // threads. The hazard without it is documented on `forkmap::init`.
     match unsafe { unistd::fork() }? {
-        ForkResult::Child => worker_main(parent, close, parent_end, child_end, board, body),
+        ForkResult::Child => {
+            drop(held);
+            worker_main(parent, close, parent_end, child_end, board, body)
+        }
         ForkResult::Parent { child } => {
             drop(child_end);
-            Ok((child, parent_end))
+            Ok((child, parent_end, held))
         }
     }
 }
