@@ -43,6 +43,10 @@ use crate::{platform, worker};
 /// later are not in it. What a task needs travels with it: the arguments of a
 /// [`#[remote]`](crate::remote) factory and each item's arguments.
 ///
+/// If the server ends while the program runs (killed from outside), pools
+/// notice at their next fork, say so once on stderr, and fork their workers
+/// themselves from then on; a pool replaces the workers it lost with it.
+///
 /// # Errors
 ///
 /// [`Error::Config`] if the program already has another thread (the server

@@ -25,6 +25,21 @@ fn take_the_locks(x: u64) -> (u64, u32) {
     (x * 2, std::os::unix::process::parent_id())
 }
 
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
 fn main() {
     forkmap::init().expect("the fork server starts while the program has one thread");
     forkmap::init().expect("a second init does nothing");
@@ -77,4 +92,26 @@ fn main() {
         "test_fork_server: 50 pools beside 4 busy threads, no deadlock ({:.2?})",
         started.elapsed()
     );
+
+    // The server killed from outside: pools fork their workers themselves
+    // from then on, and an existing pool replaces the workers it lost.
+    let before = ProcessPool::new(2).expect("a pool");
+    assert_eq!(before.map(|x: u64| x + 1, 0..4).unwrap(), [1, 2, 3, 4]);
+    let server = children_of(std::process::id());
+    assert_eq!(
+        server.len(),
+        1,
+        "the fork server is this program's one child"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let after = ProcessPool::new(2).expect("a pool without the server");
+    assert_eq!(after.map(|x: u64| x * 3, 0..4).unwrap(), [0, 3, 6, 9]);
+    // Its workers died with the server, between calls: nothing is lost.
+    assert_eq!(before.map(|x: u64| x + 1, 0..4).unwrap(), [1, 2, 3, 4]);
+    println!("test_fork_server: pools work on after the fork server was killed");
 }

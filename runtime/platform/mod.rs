@@ -127,8 +127,7 @@ pub(crate) struct Spawned {
 /// (`PR_SET_PDEATHSIG`), so call it from the thread that owns the pool for
 /// the pool's whole life.
 pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
-    if let Some(spawned) = server::spawn() {
-        let (pid, channel, board) = spawned?;
+    if let Some((pid, channel, board)) = server::spawn() {
         return Ok(Spawned {
             child: Child {
                 pid,

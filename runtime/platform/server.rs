@@ -90,11 +90,13 @@ pub(crate) fn running() -> bool {
 }
 
 /// Asks the fork server for a worker: its pid, the parent's end of its
-/// channel (non-blocking), and its board. `None` when no server runs.
-pub(crate) fn spawn() -> Option<io::Result<(Pid, UnixStream, SharedBoard)>> {
-    let server = server();
+/// channel (non-blocking), and its board. `None` when no server runs, and
+/// from the moment the server is found gone (killed from outside, say): the
+/// pool then forks its workers itself, as without `forkmap::init`.
+pub(crate) fn spawn() -> Option<(Pid, UnixStream, SharedBoard)> {
+    let mut server = server();
     let control = &server.as_ref()?.control;
-    Some((|| {
+    let spawned = (|| {
         let mut request = [0; 16];
         request[0] = SPAWN;
         let (reply, mut fds) = exchange(control, &request)?;
@@ -109,7 +111,18 @@ pub(crate) fn spawn() -> Option<io::Result<(Pid, UnixStream, SharedBoard)>> {
         };
         let board = SharedBoard::open(&file)?;
         Ok((Pid::from_raw(pid), UnixStream::from(channel), board))
-    })())
+    })();
+    match spawned {
+        Ok(spawned) => Some(spawned),
+        Err(e) => {
+            eprintln!(
+                "forkmap: the fork server is gone ({e}); workers are forked from the program \
+                 from now on"
+            );
+            *server = None;
+            None
+        }
+    }
 }
 
 /// Asks the fork server to reap one of its workers, killing it first when
@@ -186,7 +199,9 @@ fn send(socket: RawFd, message: &Message, fds: &[RawFd]) -> io::Result<()> {
         socket,
         &[IoSlice::new(message)],
         cmsgs,
-        MsgFlags::empty(),
+        // Without it, a program that restored SIGPIPE's default action
+        // would be killed by a write to a server that is gone.
+        MsgFlags::MSG_NOSIGNAL,
         None,
     )?;
     Ok(())
