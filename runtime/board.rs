@@ -20,8 +20,10 @@ pub(crate) enum Doing {
     #[default]
     Idle,
     /// Running a factory body to build a call's closure, or the pool's
-    /// initializer ([`INITIALIZER`]).
-    SettingUp { call: u64 },
+    /// initializer ([`INITIALIZER`]); since `started`
+    /// ([`monotonic_ns`](crate::platform::monotonic_ns)), or 0 when the call
+    /// has no timeout.
+    SettingUp { call: u64, started: u64 },
     /// Running one item.
     Running(Item),
 }
@@ -73,8 +75,9 @@ impl Board {
         fence(Ordering::Release);
         let (kind, item) = match doing {
             Doing::Idle => (IDLE, None),
-            Doing::SettingUp { call } => {
+            Doing::SettingUp { call, started } => {
                 self.call.store(call, Ordering::Relaxed);
+                self.started.store(started, Ordering::Relaxed);
                 (SETTING_UP, None)
             }
             Doing::Running(item) => (RUNNING, Some(item)),
@@ -110,7 +113,10 @@ impl Board {
                 continue;
             }
             return match kind {
-                SETTING_UP => Doing::SettingUp { call },
+                SETTING_UP => Doing::SettingUp {
+                    call,
+                    started: item.started,
+                },
                 RUNNING => Doing::Running(item),
                 _ => Doing::Idle,
             };
@@ -127,8 +133,17 @@ mod tests {
     fn a_board_reads_back_what_was_posted() {
         let board = Board::default();
         assert_eq!(board.read(), Doing::Idle);
-        board.post(Doing::SettingUp { call: 7 });
-        assert_eq!(board.read(), Doing::SettingUp { call: 7 });
+        board.post(Doing::SettingUp {
+            call: 7,
+            started: 99,
+        });
+        assert_eq!(
+            board.read(),
+            Doing::SettingUp {
+                call: 7,
+                started: 99
+            }
+        );
         let item = Item {
             call: 7,
             index: 41,

@@ -161,6 +161,11 @@ impl Builder<ProcessPool> {
     /// every other item still runs. The timeout of single calls is set with
     /// [`ProcessPool::with_timeout`].
     ///
+    /// A [`#[remote]`](crate::remote) factory's body, which builds the
+    /// closure in each worker, has the same time: if it runs longer, the
+    /// items of the chunk its worker holds fail with [`Error::Timeout`]. The
+    /// pool's [`initializer`](Builder::initializer) has no time limit.
+    ///
     /// ```
     /// use forkmap::ProcessPool;
     /// use std::time::Duration;

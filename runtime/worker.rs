@@ -73,7 +73,10 @@ impl Server {
         let (header, tail) = frame::split::<ToWorker<'_>>(body)?;
         match header {
             ToWorker::Init { entry } => {
-                board.post(Doing::SettingUp { call: INITIALIZER });
+                board.post(Doing::SettingUp {
+                    call: INITIALIZER,
+                    started: 0,
+                });
                 self.broken_init = initialize(entry, tail).err();
                 board.post(Doing::Idle);
                 Ok(())
@@ -81,7 +84,10 @@ impl Server {
             ToWorker::Call { call, entry, timed } => {
                 // Drop the previous closure before building the next one.
                 drop(self.current.take());
-                board.post(Doing::SettingUp { call });
+                board.post(Doing::SettingUp {
+                    call,
+                    started: if timed { platform::monotonic_ns() } else { 0 },
+                });
                 let job = build(entry, tail);
                 board.post(Doing::Idle);
                 self.current = Some(Current { call, timed, job });

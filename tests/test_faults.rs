@@ -492,3 +492,28 @@ fn a_worker_that_dies_before_it_starts_is_not_replaced_in_a_loop() {
         assert!(matches!(err.item_error(), Error::Setup { .. }), "{err}");
     });
 }
+
+#[remote]
+fn slow_to_build(build_ms: u64) -> impl Fn(u64) -> u64 {
+    thread::sleep(Duration::from_millis(build_ms));
+    move |x| value(x)
+}
+
+#[test]
+fn a_factory_that_runs_past_the_timeout_fails_its_items() {
+    bounded(|| {
+        let pool = ProcessPool::new(WORKERS).unwrap();
+        let started = Instant::now();
+        let err = pool
+            .with_timeout(TIMEOUT)
+            .map(slow_to_build(60_000), 0..4)
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the factory was let run for {:?}",
+            started.elapsed()
+        );
+        assert_eq!(pool.map(value, 0..3).unwrap(), [1, 2, 5]);
+    });
+}

@@ -96,7 +96,7 @@ impl Held {
                     failure,
                 });
             }
-            (Doing::SettingUp { call }, Some(failure))
+            (Doing::SettingUp { call, .. }, Some(failure))
                 if call == self.call.id || call == INITIALIZER =>
             {
                 failed.push(self.fail_rest(match failure {

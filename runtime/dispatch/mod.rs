@@ -332,16 +332,21 @@ impl Loop {
             let Some(timeout) = timeout else {
                 continue;
             };
-            match doing {
-                Doing::Running(item) if item.call == held.call.id && item.started != 0 => {
-                    let deadline = item.started.saturating_add(nanos(timeout));
-                    if now >= deadline {
-                        worker.kill(doing, Failure::TimedOut(timeout));
-                        continue;
-                    }
-                    soonest(deadline);
-                }
-                _ => soonest(now.saturating_add(nanos(timeout))),
+            // The factory body counts against the timeout as an item does.
+            let started = match doing {
+                Doing::Running(item) if item.call == held.call.id => item.started,
+                Doing::SettingUp { call, started } if call == held.call.id => started,
+                _ => 0,
+            };
+            if started == 0 {
+                soonest(now.saturating_add(nanos(timeout)));
+                continue;
+            }
+            let deadline = started.saturating_add(nanos(timeout));
+            if now >= deadline {
+                worker.kill(doing, Failure::TimedOut(timeout));
+            } else {
+                soonest(deadline);
             }
         }
         next.map(|deadline| Duration::from_nanos(deadline.saturating_sub(now)))
@@ -515,7 +520,7 @@ impl Loop {
         let started = replied
             || broke.is_some()
             || matches!(doing, Doing::Running(_))
-            || matches!(doing, Doing::SettingUp { call } if call != INITIALIZER);
+            || matches!(doing, Doing::SettingUp { call, .. } if call != INITIALIZER);
         if started {
             self.slots[i] = Worker::spawn(&self.crew)
                 .map_err(|e| self.spawn_error = Some(e.to_string()))
