@@ -19,7 +19,7 @@ use crate::frame::{self, Received, Refusal, ToWorker};
 use crate::job::{self, Outcome};
 use crate::reply::{Call, Chunk, Failure, Reply, WakerSlot};
 use crate::task::Task;
-use crate::worker::Server;
+use crate::worker::Session;
 
 /// Numbers calls uniquely within the process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
@@ -76,7 +76,7 @@ where
 
 /// A serial call's worker: what a worker process runs, in this thread.
 struct Here {
-    server: Server,
+    session: Session,
     board: Board,
     /// Set when the pool is terminated.
     terminated: Arc<AtomicBool>,
@@ -200,13 +200,13 @@ impl<'a> Running<'a> {
             }
             Runner::Here(terminated) => {
                 let mut here = Box::new(Here {
-                    server: Server::new(false),
+                    session: Session::new(false),
                     board: Board::default(),
                     terminated,
                 });
                 // Setting a call up sends no reply.
                 let mut no_reply = |_: &[u8]| Ok(());
-                here.server
+                here.session
                     .handle(&call.setup[4..], &here.board, &mut no_reply)
                     .map_err(|e| Error::Codec {
                         function: described.name.to_owned(),
@@ -529,7 +529,7 @@ impl Results {
     fn run_here(&mut self, here: &mut Here, chunk: Chunk) {
         let mut replies = Vec::new();
         let handled = here
-            .server
+            .session
             .handle(&chunk.frame[4..], &here.board, &mut |reply: &[u8]| {
                 replies.push(Reply::from_frame(Received::whole(reply.to_vec())));
                 Ok(())
@@ -638,7 +638,7 @@ impl<O: DeserializeOwned> Tally<O> {
             } => {
                 for index in first..first + u64::from(count) {
                     match failure_error(&failure, function, at_index(index)) {
-                        error @ (Error::Closed | Error::Spawn(_)) => return Err(error),
+                        error @ Error::Spawn(_) => return Err(error),
                         error => self.fail(error),
                     }
                 }

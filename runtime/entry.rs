@@ -137,9 +137,11 @@ fn anchor_address() -> i64 {
     anchor as usize as i64
 }
 
-/// The check value of a code offset: a keyed hash of it, the key being
-/// this build of forkmap. Bytes that were not made by [`plain`] (corrupted,
-/// or not a frame at all) match it with a chance of one in 2^64.
+/// The check value of a code offset: a hash of it, keyed with forkmap's
+/// version. Bytes that were not made by [`plain`] (corrupted, or not a frame
+/// at all) match it with a chance of one in 2^64. It does not tell one
+/// binary from another: a backend that runs workers from another copy of the
+/// program must check that both are the same build first.
 fn check(offset: i64) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     std::hash::Hash::hash(

@@ -165,15 +165,15 @@ pub(crate) fn finish(buf: &mut [u8]) -> Result<(), FrameError> {
 /// item count is known: room for the longest header is kept in front, and
 /// the header is placed right before the tail, so nothing is copied.
 #[derive(Debug)]
-pub(crate) struct Deferred {
+pub(crate) struct DoneFrame {
     buf: Vec<u8>,
 }
 
 const ROOM: usize = 4 + MAX_DONE_HEADER;
 
-impl Deferred {
+impl DoneFrame {
     pub(crate) fn new() -> Self {
-        Deferred { buf: vec![0; ROOM] }
+        DoneFrame { buf: vec![0; ROOM] }
     }
 
     /// Starts a new frame.

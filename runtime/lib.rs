@@ -103,7 +103,7 @@ pub mod __private {
     pub use crate::entry::{
         decode_setup, describe_remote, Described, RemoteEntry, StartFn, REMOTES,
     };
-    pub use crate::job::{job, Job};
+    pub use crate::job::{job, Job, Progress, Undecodable};
 
     /// The error `Task::__describe` returns.
     pub type EncodeError = postcard::Error;

@@ -31,7 +31,7 @@ use crate::pool::{engine_pool, inherent_calls, Pool, Sealed};
 ///
 /// # Forking and threads
 ///
-/// Call [`forkmap::init()`](crate::init) first thing in `main`: workers are
+/// Call [`forkmap::init()`](fn@crate::init) first thing in `main`: workers are
 /// then forked from a fork server that has no other threads. Without it,
 /// workers are forked from a thread the pool owns while the rest of the
 /// program runs, and a lock that another thread held at that moment (the

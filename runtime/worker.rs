@@ -1,6 +1,6 @@
 //! What a worker does with the frames it is sent: build a call's closure, run
 //! chunks of items, reply. Worker processes and threads run [`run`]; a
-//! serial pool feeds a [`Server`] in the caller's own thread.
+//! serial pool feeds a [`Session`] in the caller's own thread.
 
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 
 use crate::board::{Board, Doing, Item, INITIALIZER};
 use crate::entry;
-use crate::frame::{self, Deferred, FrameError, FromWorker, Refusal, ToWorker};
+use crate::frame::{self, DoneFrame, FrameError, FromWorker, Refusal, ToWorker};
 use crate::job::{Job, Outcome, Progress};
 use crate::{platform, unwind};
 
-/// Where a [`Server`] sends its reply frames.
+/// Where a [`Session`] sends its reply frames.
 pub(crate) type Send<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
 
 /// A worker's state between frames.
-pub(crate) struct Server {
+pub(crate) struct Session {
     /// Why every chunk must be refused: the initializer failed.
     broken_init: Option<Refusal>,
     current: Option<Current>,
-    output: Deferred,
+    output: DoneFrame,
     /// When to send the results a chunk has so far; `None`: at its end only.
     pacer: Option<Pacer>,
 }
@@ -36,7 +36,7 @@ struct Current {
 pub(crate) fn run(channel: &UnixStream, board: &Board) -> i32 {
     let mut reader = BufReader::with_capacity(64 * 1024, channel);
     let mut writer = channel;
-    let mut server = Server::new(true);
+    let mut session = Session::new(true);
     let mut input = Vec::new();
     let mut send = |reply: &[u8]| writer.write_all(reply);
     loop {
@@ -45,20 +45,20 @@ pub(crate) fn run(channel: &UnixStream, board: &Board) -> i32 {
             Ok(false) => return 0,
             Err(_) => return 2,
         }
-        if server.handle(&input, board, &mut send).is_err() {
+        if session.handle(&input, board, &mut send).is_err() {
             return 2;
         }
     }
 }
 
-impl Server {
+impl Session {
     /// A server that sends the results of a long chunk as they come when
     /// `paced`, and one reply per chunk otherwise.
     pub(crate) fn new(paced: bool) -> Self {
-        Server {
+        Session {
             broken_init: None,
             current: None,
-            output: Deferred::new(),
+            output: DoneFrame::new(),
             pacer: paced.then(Pacer::new),
         }
     }
@@ -111,7 +111,7 @@ impl Server {
                 };
                 match current {
                     Ok((job, timed)) => {
-                        let chunk = Chunk {
+                        let chunk = ChunkRun {
                             call,
                             first,
                             count,
@@ -134,7 +134,7 @@ impl Server {
 }
 
 /// A chunk of items to run.
-struct Chunk<'a> {
+struct ChunkRun<'a> {
     call: u64,
     first: u64,
     count: u32,
@@ -142,7 +142,7 @@ struct Chunk<'a> {
     timed: bool,
 }
 
-impl Chunk<'_> {
+impl ChunkRun<'_> {
     /// Runs every item, posting each on the board before it runs, and sends
     /// the outcomes: at the end, and before when the pacer says so. The
     /// board shows the worker idle whenever it sends.
@@ -154,7 +154,7 @@ impl Chunk<'_> {
     fn run(
         &self,
         job: &mut dyn Job,
-        output: &mut Deferred,
+        output: &mut DoneFrame,
         mut pacer: Option<&mut Pacer>,
         board: &Board,
         send: &mut Send<'_>,
@@ -222,7 +222,7 @@ impl Chunk<'_> {
     /// arguments end at `upto`, and starts a new reply.
     fn send(
         &self,
-        output: &mut Deferred,
+        output: &mut DoneFrame,
         from: u32,
         to: u32,
         upto: usize,
@@ -262,7 +262,7 @@ struct Running {
 /// Follows a chunk's items for [`Job::run_items`]: posts each on the board,
 /// and asks the pacer when to stop and send.
 struct Track<'a, 'c> {
-    chunk: &'a Chunk<'c>,
+    chunk: &'a ChunkRun<'c>,
     board: &'a Board,
     pacer: Option<&'a mut Pacer>,
     /// The item started and not finished, if any.
@@ -456,11 +456,11 @@ mod tests {
         buf.split_off(4)
     }
 
-    /// Hands the server one frame; returns the headers of its replies.
-    fn handle(server: &mut Server, body: &[u8]) -> Vec<FromWorker> {
+    /// Hands the session one frame; returns the headers of its replies.
+    fn handle(session: &mut Session, body: &[u8]) -> Vec<FromWorker> {
         let board = Board::default();
         let mut replies = Vec::new();
-        server
+        session
             .handle(body, &board, &mut |reply: &[u8]| {
                 replies.push(frame::split::<FromWorker>(&reply[4..]).unwrap().0);
                 Ok(())
@@ -469,7 +469,7 @@ mod tests {
         replies
     }
 
-    fn set_up(server: &mut Server, entry: Entry<'_>, setup: &[u8]) {
+    fn set_up(session: &mut Session, entry: Entry<'_>, setup: &[u8]) {
         let call = frame(
             &ToWorker::Call {
                 call: 1,
@@ -478,15 +478,15 @@ mod tests {
             },
             setup,
         );
-        assert!(handle(server, &call).is_empty());
+        assert!(handle(session, &call).is_empty());
     }
 
     /// Sends one chunk of call 1 and returns the worker's one reply.
-    fn run(server: &mut Server, items: &[u8], count: u32) -> FromWorker {
+    fn run(session: &mut Session, items: &[u8], count: u32) -> FromWorker {
         let mut tail = items.to_vec();
         tail.extend_from_slice(&count.to_le_bytes());
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &tail);
-        let mut replies = handle(server, &chunk);
+        let mut replies = handle(session, &chunk);
         assert_eq!(replies.len(), 1, "{replies:?}");
         replies.pop().unwrap()
     }
@@ -503,15 +503,15 @@ mod tests {
 
     #[test]
     fn a_factory_runs_from_its_name_and_arguments() {
-        let mut server = Server::new(false);
+        let mut session = Session::new(false);
         set_up(
-            &mut server,
+            &mut session,
             Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let items = postcard::to_stdvec(&(10u64,)).unwrap();
         assert!(matches!(
-            run(&mut server, &items, 1),
+            run(&mut session, &items, 1),
             FromWorker::Done {
                 call: 1,
                 first: 0,
@@ -523,57 +523,57 @@ mod tests {
 
     #[test]
     fn an_unknown_name_is_refused_with_that_name() {
-        let mut server = Server::new(false);
-        set_up(&mut server, Entry::Named("no::such::factory"), &[]);
-        let reason = refusal(run(&mut server, &[], 1));
+        let mut session = Session::new(false);
+        set_up(&mut session, Entry::Named("no::such::factory"), &[]);
+        let reason = refusal(run(&mut session, &[], 1));
         assert!(reason.contains("`no::such::factory`"), "{reason}");
     }
 
     #[test]
     fn arguments_that_do_not_decode_are_refused_naming_the_factory() {
-        let mut server = Server::new(false);
+        let mut session = Session::new(false);
         // A u64 in postcard is a varint: 0xff bytes with no end never decode.
-        set_up(&mut server, Entry::Named(adder_key()), &[0xff; 3]);
-        let reason = refusal(run(&mut server, &[], 1));
+        set_up(&mut session, Entry::Named(adder_key()), &[0xff; 3]);
+        let reason = refusal(run(&mut session, &[], 1));
         assert!(reason.contains("forkmap::worker::tests::adder"), "{reason}");
         assert!(reason.contains("do not decode"), "{reason}");
     }
 
     #[test]
     fn items_that_do_not_decode_are_refused() {
-        let mut server = Server::new(false);
+        let mut session = Session::new(false);
         set_up(
-            &mut server,
+            &mut session,
             Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
-        let reason = refusal(run(&mut server, &[0xff; 3], 1));
+        let reason = refusal(run(&mut session, &[0xff; 3], 1));
         assert!(reason.contains("does not decode"), "{reason}");
         // The worker stays usable: a good chunk of the same call runs.
         let items = postcard::to_stdvec(&(1u64,)).unwrap();
         assert!(matches!(
-            run(&mut server, &items, 1),
+            run(&mut session, &items, 1),
             FromWorker::Done { .. }
         ));
     }
 
     #[test]
     fn a_chunk_of_a_call_never_set_up_is_refused() {
-        let mut server = Server::new(false);
-        let reason = refusal(run(&mut server, &[], 1));
+        let mut session = Session::new(false);
+        let reason = refusal(run(&mut session, &[], 1));
         assert!(reason.contains("not sent this call's function"), "{reason}");
     }
 
     #[test]
     fn a_chunk_without_its_count_is_refused() {
-        let mut server = Server::new(false);
+        let mut session = Session::new(false);
         set_up(
-            &mut server,
+            &mut session,
             Entry::Named(adder_key()),
             &postcard::to_stdvec(&(5u64,)).unwrap(),
         );
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &[1, 2]);
-        let mut replies = handle(&mut server, &chunk);
+        let mut replies = handle(&mut session, &chunk);
         let reason = refusal(replies.pop().unwrap());
         assert!(reason.contains("item count"), "{reason}");
     }
@@ -633,7 +633,7 @@ mod tests {
             chunk(40, &u64_items, 5),
         ];
         let mut rng = Rng::new(0xf022);
-        let mut server = Server::new(true);
+        let mut session = Session::new(true);
         let board = Board::default();
         let mut replies = 0usize;
         let mut sink = |_: &[u8]| {
@@ -642,7 +642,7 @@ mod tests {
         };
         // The valid frames work as they are.
         for body in &valid {
-            server.handle(body, &board, &mut sink).unwrap();
+            session.handle(body, &board, &mut sink).unwrap();
         }
         for round in 0..500_000 {
             let body = if round % 5 == 0 {
@@ -652,7 +652,7 @@ mod tests {
                 rng.mutate(base)
             };
             // An error is fine; a panic or an abort fails the test.
-            let _ = server.handle(&body, &board, &mut sink);
+            let _ = session.handle(&body, &board, &mut sink);
         }
         assert!(replies > 10_000, "few frames reached a chunk: {replies}");
     }
@@ -666,21 +666,21 @@ mod tests {
         else {
             panic!("a plain function is described by its code");
         };
-        let mut server = Server::new(false);
+        let mut session = Session::new(false);
         set_up(
-            &mut server,
+            &mut session,
             Entry::Code {
                 offset,
                 check: check ^ 1,
             },
             &setup,
         );
-        let reason = refusal(run(&mut server, &[], 1));
+        let reason = refusal(run(&mut session, &[], 1));
         assert!(reason.contains("does not check out"), "{reason}");
-        set_up(&mut server, Entry::Code { offset, check }, &setup);
+        set_up(&mut session, Entry::Code { offset, check }, &setup);
         let items = postcard::to_stdvec(&(vec![1u32, 2, 3],)).unwrap();
         assert!(matches!(
-            run(&mut server, &items, 1),
+            run(&mut session, &items, 1),
             FromWorker::Done { count: 1, .. }
         ));
     }

@@ -3,11 +3,12 @@
 //!
 //! It only sees bytes: calls encode their items and decode their results on
 //! the caller's thread. The dispatcher gives each worker a chunk to run, and
-//! one more to hold behind it when the call's chunks run quickly, sends a call's setup frame once per worker per call, kills a
-//! worker whose item runs past its timeout or whose memory grows past the
-//! pool's limit, notices a worker's death by its channel's end-of-file,
-//! charges the death to the item that worker was running (its board says
-//! which, see [`held`]), and forks a replacement.
+//! one more to hold behind it when the call's chunks run quickly; sends a
+//! call's setup frame once per worker per call; kills a worker whose item
+//! runs past its timeout or whose memory grows past the pool's limit;
+//! notices a worker's death by its channel's end-of-file, charges the death
+//! to the item that worker was running (its board says which, see [`held`]),
+//! and forks a replacement.
 
 mod crew;
 mod held;
@@ -223,7 +224,8 @@ impl Loop {
     fn start(crew: Crew, woken: Private, link: Arc<Link>) -> std::io::Result<Self> {
         let mut slots = Vec::with_capacity(crew.workers);
         for _ in 0..crew.workers {
-            // On failure the workers started so far end as `slots` drops.
+            // On failure the workers started so far are killed and reaped
+            // as `slots` drops.
             slots.push(Some(Worker::spawn(&crew)?));
         }
         Ok(Loop {
@@ -315,10 +317,10 @@ impl Loop {
             let Some(held) = worker.held.front() else {
                 continue;
             };
-            if worker.killed.is_some() {
+            let timeout = held.call.timeout;
+            if worker.killed.is_some() || (timeout.is_none() && self.crew.memory_limit.is_none()) {
                 continue;
             }
-            let timeout = held.call.timeout;
             let doing = worker.board.read();
             if let (Some(limit), Some(resident)) = (memory_limit, worker.body.resident()) {
                 if resident.saturating_sub(worker.resident_at_start) > limit {

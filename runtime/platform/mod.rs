@@ -79,19 +79,35 @@ pub(crate) fn private_pair() -> io::Result<(Private, Private)> {
     ))
 }
 
-/// A worker process: its pid, and who forked it.
+/// A worker process: its pid, and who forked it. Dropped without having
+/// been reaped (a pool that failed to start, a dispatcher that panicked), it
+/// kills and reaps the worker, so that none is left behind.
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: Pid,
     /// Forked by the fork server, which alone can reap it.
     by_server: bool,
+    reaped: bool,
 }
 
 impl Child {
+    fn new(pid: Pid, by_server: bool) -> Self {
+        Child {
+            pid,
+            by_server,
+            reaped: false,
+        }
+    }
+
     /// Waits for the worker, whose channel has closed, and says how it
     /// ended. One that does not end by itself within a moment, or at all
     /// when `kill` is set, is killed first.
-    pub(crate) fn reap(self, kill: bool) -> Death {
+    pub(crate) fn reap(mut self, kill: bool) -> Death {
+        self.wait(kill)
+    }
+
+    fn wait(&mut self, kill: bool) -> Death {
+        self.reaped = true;
         if self.by_server {
             server::reap(self.pid, kill)
         } else {
@@ -113,6 +129,14 @@ impl Child {
     }
 }
 
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.wait(true);
+        }
+    }
+}
+
 /// A new worker process, the parent's end of its channel, and its board.
 #[derive(Debug)]
 pub(crate) struct Spawned {
@@ -129,10 +153,7 @@ pub(crate) struct Spawned {
 pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
     if let Some((pid, channel, board)) = server::spawn() {
         return Ok(Spawned {
-            child: Child {
-                pid,
-                by_server: true,
-            },
+            child: Child::new(pid, true),
             channel: Private::register(&mut ours(), channel),
             board,
         });
@@ -145,10 +166,7 @@ pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
     let inherited: Vec<RawFd> = ours.clone();
     let (pid, channel, mut ours) = process::fork_worker(&inherited, &board, body, ours)?;
     Ok(Spawned {
-        child: Child {
-            pid,
-            by_server: false,
-        },
+        child: Child::new(pid, false),
         channel: Private::register(&mut ours, channel),
         board,
     })
