@@ -94,6 +94,11 @@ pub use thread_pool::ThreadPool;
 /// ```
 pub use forkmap_macros::remote;
 
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// What `#[remote]` expands to refers to these; not public API.
 #[doc(hidden)]
 pub mod __private {
