@@ -259,11 +259,7 @@ impl<'a> Running<'a> {
     /// Every result in input order, reading the input as results come back:
     /// the values, or the first item's error.
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
-        let mut tally = Tally::with_capacity(self.results.expected);
-        while let Some(reply) = self.results.next_reply_ordered(Some(&mut self.source)) {
-            tally.add_reply(reply?, self.results.function)?;
-        }
-        tally.finish()
+        self.results.collect_from(Some(&mut self.source))
     }
 
     /// The next result in input order.
@@ -415,8 +411,16 @@ impl Results {
     /// Every result in input order, once all items have been sent: the
     /// values, or [`Error::Incomplete`].
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
+        self.collect_from(None)
+    }
+
+    /// Every result in input order, topping the input up from `source`.
+    fn collect_from<O: DeserializeOwned>(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Result<Vec<O>, Error> {
         let mut tally = Tally::with_capacity(self.expected);
-        while let Some(reply) = self.next_reply_ordered(None) {
+        while let Some(reply) = self.next_reply_ordered(source.as_deref_mut()) {
             tally.add_reply(reply?, self.function)?;
         }
         tally.finish()

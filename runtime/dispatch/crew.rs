@@ -136,7 +136,11 @@ impl Worker {
                 (Body::Thread(thread), ours, board)
             }
         };
-        let resident_at_start = body.resident().unwrap_or(0);
+        // Read only where a limit needs it: it costs a file read per worker.
+        let resident_at_start = match crew.memory_limit {
+            Some(_) => body.resident().unwrap_or(0),
+            None => 0,
+        };
         let mut worker = Worker {
             body,
             channel,
