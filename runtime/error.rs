@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform::Death;
+
 /// Everything that can go wrong when a pool runs a task.
 ///
 /// A failure of one item never poisons the pool: after any of these errors the
@@ -190,32 +192,6 @@ impl fmt::Display for PanicReport {
         match &self.location {
             Some(location) => write!(f, "{location}: {}", self.message),
             None => f.write_str(&self.message),
-        }
-    }
-}
-
-/// How a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Death {
-    /// It exited with this status code (`std::process::exit`).
-    Exit(i32),
-    /// It was killed by this signal (a crash, an abort, or `kill` from outside).
-    Signal(i32),
-    /// It ended, but its status could not be read (something else in the
-    /// program reaped it, for example a `waitpid(-1)` loop).
-    Unknown,
-}
-
-impl fmt::Display for Death {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Death::Exit(code) => write!(f, "exited with code {code}"),
-            Death::Signal(signal) => match crate::platform::signal_name(signal) {
-                Some(name) => write!(f, "was killed by signal {signal} ({name})"),
-                None => write!(f, "was killed by signal {signal}"),
-            },
-            Death::Unknown => f.write_str("ended, and its exit status could not be read"),
         }
     }
 }

@@ -34,41 +34,36 @@
 //!
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
-mod board;
-mod builder;
+#![deny(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "forkmap runs on Linux only: it forks worker processes and relies on Linux's \
+     prctl, memfd and /proc"
+);
+
+mod api;
+mod backend;
 mod call;
-mod chunk;
-mod dispatch;
-mod engine;
-mod entry;
 mod error;
-mod frame;
-mod handle;
-mod init;
-mod job;
+#[allow(unsafe_code)] // the one module that may: see its docs
 mod platform;
-mod pool;
-mod process_pool;
-mod reply;
-mod serial_pool;
-mod stream;
-mod task;
+mod protocol;
 #[cfg(test)]
 mod test_rng;
-mod thread_pool;
-mod unwind;
 mod worker;
 
-pub use builder::Builder;
-pub use error::{Death, Error, PanicReport};
-pub use handle::AsyncResult;
-pub use init::init;
-pub use pool::Pool;
-pub use process_pool::{ProcessPool, WithTimeout};
-pub use serial_pool::SerialPool;
-pub use stream::{Imap, ImapUnordered};
-pub use task::{CallWith, Task};
-pub use thread_pool::ThreadPool;
+pub use api::builder::Builder;
+pub use api::handle::AsyncResult;
+pub use api::init::init;
+pub use api::pool::Pool;
+pub use api::process_pool::{ProcessPool, WithTimeout};
+pub use api::serial_pool::SerialPool;
+pub use api::stream::{Imap, ImapUnordered};
+pub use api::thread_pool::ThreadPool;
+pub use error::{Error, PanicReport};
+pub use platform::Death;
+pub use protocol::task::{CallWith, Task};
 
 /// Marks a factory function whose closure can run in worker processes.
 ///
@@ -105,13 +100,10 @@ pub mod __private {
     pub use linkme;
     pub use serde;
 
-    pub use crate::entry::{
-        decode_setup, describe_remote, Described, RemoteEntry, StartFn, REMOTES,
+    pub use crate::protocol::entry::{
+        decode_setup, describe_remote, Described, EncodeError, RemoteEntry, StartFn, REMOTES,
     };
-    pub use crate::job::{job, Job, Progress, Undecodable};
-
-    /// The error `Task::__describe` returns.
-    pub type EncodeError = postcard::Error;
+    pub use crate::protocol::job::{job, Job, Progress, Undecodable};
 
     /// A type that can travel between processes: `Serialize` and
     /// `DeserializeOwned`. `#[remote]` asserts it of every factory argument.

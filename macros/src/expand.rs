@@ -458,6 +458,9 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             __Closure(factory.into_closure()).__into_job()
         }
 
+        // linkme's link section counts as unsafe code to the `unsafe_code`
+        // lint; a crate that denies unsafe code can still use #[remote].
+        #[allow(unsafe_code)]
         #[#private::linkme::distributed_slice(#private::REMOTES)]
         #[linkme(crate = #private::linkme)]
         static __ENTRY: #private::RemoteEntry = #private::RemoteEntry {

@@ -2,10 +2,14 @@
 //! kill, poll, prctl, passing descriptors, shared memory and clocks. Linux
 //! only, for now.
 
+pub(crate) mod board;
+pub(crate) mod code;
+mod death;
 mod process;
 mod server;
 mod shared;
 
+pub use death::Death;
 pub(crate) use process::{in_worker, WorkerBody};
 pub(crate) use shared::SharedBoard;
 
@@ -19,8 +23,6 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::{self, Pid};
-
-use crate::error::Death;
 
 /// The parent-side descriptors of every pool in this process. A freshly
 /// forked worker closes all of them, so that no worker holds another worker's
@@ -196,11 +198,6 @@ pub(crate) fn monotonic_ns() -> u64 {
         Ok(now) => (now.tv_sec() as u64) * 1_000_000_000 + now.tv_nsec() as u64,
         Err(_) => 0,
     }
-}
-
-/// The conventional name of a signal number.
-pub(crate) fn signal_name(number: i32) -> Option<&'static str> {
-    Signal::try_from(number).ok().map(Signal::as_str)
 }
 
 /// What [`poll`] found on one descriptor.

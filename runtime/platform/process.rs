@@ -14,8 +14,8 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
-use crate::board::Board;
-use crate::error::Death;
+use super::Death;
+use crate::platform::board::Board;
 
 /// What a worker runs: it serves its end of the channel and returns the
 /// process's exit code.

@@ -27,8 +27,8 @@ use nix::sys::socket::{
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::process::{self, WorkerBody};
+use super::Death;
 use super::SharedBoard;
-use crate::error::Death;
 
 /// The parent's link to its fork server, once [`start`] has run.
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);

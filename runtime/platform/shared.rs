@@ -10,7 +10,7 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 use nix::unistd::ftruncate;
 
-use crate::board::Board;
+use crate::platform::board::Board;
 
 /// The mapping's length: one page holds a board.
 const LEN: NonZeroUsize = match NonZeroUsize::new(4096) {

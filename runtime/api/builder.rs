@@ -5,12 +5,12 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dispatch::{Crew, Dispatcher, Kind};
-use crate::engine::Engine;
+use crate::api::engine::Engine;
+use crate::api::init;
+use crate::backend::{Crew, Dispatcher, Kind};
 use crate::error::Error;
-use crate::frame::{self, ToWorker};
-use crate::init;
-use crate::task::Task;
+use crate::protocol::frame::{self, ToWorker};
+use crate::protocol::task::Task;
 use crate::{ProcessPool, ThreadPool};
 
 /// Sets up a [`ProcessPool`] or a [`ThreadPool`]; made by their `builder()`.

@@ -10,9 +10,10 @@
 //!   clear error that names the function.
 //! - [`Entry::Code`]: a plain function or a closure that captures nothing. Such
 //!   a type is monomorphic code with no registry entry, so the parent sends the
-//!   offset of its start function from [`anchor`], with a check value, and the
-//!   worker turns the offset back into a function pointer only if the check
-//!   value matches. Why that is sound is written next to the `unsafe` below.
+//!   offset of its start function from a fixed point of the program, with a
+//!   check value, and the worker turns the offset back into a function pointer
+//!   only if the check value matches (`platform::code`, where the `unsafe` and
+//!   its argument are).
 
 use std::any::type_name;
 use std::mem::size_of;
@@ -20,9 +21,10 @@ use std::mem::size_of;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::frame;
-use crate::job::{job, Job};
-use crate::task::CallWith;
+use crate::platform;
+use crate::protocol::frame;
+use crate::protocol::job::{job, Job};
+use crate::protocol::task::CallWith;
 
 /// Builds the job a worker runs from the data the task carries.
 pub type StartFn = fn(&[u8]) -> Result<Box<dyn Job>, String>;
@@ -41,6 +43,9 @@ pub struct RemoteEntry {
 }
 
 /// Every `#[remote]` factory linked into this program.
+// linkme places the slice in a link section of its own, which the
+// `unsafe_code` lint counts; linkme checks every element's type.
+#[allow(unsafe_code)]
 #[linkme::distributed_slice]
 pub static REMOTES: [RemoteEntry];
 
@@ -49,8 +54,8 @@ pub static REMOTES: [RemoteEntry];
 pub(crate) enum Entry<'a> {
     /// A `#[remote]` factory, looked up by key in [`REMOTES`].
     Named(&'a str),
-    /// A start function at `offset` from [`anchor`], and the offset's
-    /// [`check`] value.
+    /// A start function at `offset` from a fixed point of the program, and
+    /// the offset's check value.
     Code { offset: i64, check: u64 },
 }
 
@@ -61,13 +66,32 @@ pub struct Described {
     pub(crate) name: &'static str,
 }
 
+/// Why a task's data could not be encoded: the codec's message, in a type of
+/// forkmap's own so that no dependency's error shows in a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(String);
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl From<postcard::Error> for EncodeError {
+    fn from(error: postcard::Error) -> Self {
+        EncodeError(error.to_string())
+    }
+}
+
 /// Describes a `#[remote]` value: appends its fields to `setup`.
 pub fn describe_remote<T: Serialize>(
     value: &T,
     key: &'static str,
     name: &'static str,
     setup: &mut Vec<u8>,
-) -> Result<Described, postcard::Error> {
+) -> Result<Described, EncodeError> {
     frame::encode_into(value, setup)?;
     Ok(Described {
         entry: Entry::Named(key),
@@ -88,12 +112,9 @@ where
     Args: DeserializeOwned + 'static,
 {
     let start: StartFn = start_plain::<F, Args>;
-    let offset = (start as usize as i64).wrapping_sub(anchor_address());
+    let (offset, check) = platform::code::code_offset(start);
     Described {
-        entry: Entry::Code {
-            offset,
-            check: check(offset),
-        },
+        entry: Entry::Code { offset, check },
         name: type_name::<F>(),
     }
 }
@@ -117,38 +138,8 @@ where
             setup.len()
         ));
     }
-    // SAFETY: `F` is zero-sized (asserted above, when this function is
-    // instantiated, which `plain` does before any entry for `F` is made), so a value of it has no bytes that
-    // could be uninitialised. `F` is `Copy`, so it owns nothing and has no
-    // drop glue, and a holder of one may duplicate it at will: the parent held
-    // an `F` when it described the task, and the value made here is exactly a
-    // copy of that one. `F` is a function item or a closure that captures only
-    // zero-sized `Copy` values; neither has any other invariant.
-    let f: F = unsafe { std::mem::zeroed() };
+    let f: F = platform::code::copy_of_zero_sized();
     Ok(job::<Args, F>(f))
-}
-
-/// The fixed point in the program image that code offsets are measured from.
-#[inline(never)]
-fn anchor() {}
-
-fn anchor_address() -> i64 {
-    let anchor: fn() = anchor;
-    anchor as usize as i64
-}
-
-/// The check value of a code offset: a hash of it, keyed with forkmap's
-/// version. Bytes that were not made by [`plain`] (corrupted, or not a frame
-/// at all) match it with a chance of one in 2^64. It does not tell one
-/// binary from another: a backend that runs workers from another copy of the
-/// program must check that both are the same build first.
-fn check(offset: i64) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    std::hash::Hash::hash(
-        &(offset, "forkmap code entry", env!("CARGO_PKG_VERSION")),
-        &mut hasher,
-    );
-    std::hash::Hasher::finish(&hasher)
 }
 
 /// Finds the start function of an entry received from the parent.
@@ -164,30 +155,11 @@ pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
         Entry::Code {
             offset,
             check: sent,
-        } => {
-            if sent != check(offset) {
-                return Err(format!(
-                    "the code of the function does not check out (offset {offset:#x}): \
-                     the frame was not made by this program"
-                ));
-            }
-            let address = anchor_address().wrapping_add(offset) as usize;
-            // SAFETY: an `Entry::Code` is made by `plain`, in the parent, from
-            // a real `StartFn` of this program image: the offset is that
-            // function's address minus `anchor`'s, and its check value is
-            // `check(offset)`. Workers are forked from the parent or from the
-            // fork server, itself forked from the parent, so they run the same
-            // image at the same load address, and `anchor + offset` is that
-            // same `StartFn` (a backend that runs the binary elsewhere must
-            // first check that both sides run the same build). The entry
-            // reaches the worker only through the pool's own socket pair,
-            // which no other process holds (every other worker closes its copy
-            // right after its fork), so the worker decodes the value the
-            // parent encoded; and bytes that somehow were not (a bug, memory
-            // corruption) pass the check above with a chance of one in 2^64.
-            // Every start function has the type `StartFn`, so the pointer is
-            // called at its real type.
-            Ok(unsafe { std::mem::transmute::<usize, StartFn>(address) })
-        }
+        } => platform::code::function_at(offset, sent).ok_or_else(|| {
+            format!(
+                "the code of the function does not check out (offset {offset:#x}): \
+                 the frame was not made by this program"
+            )
+        }),
     }
 }

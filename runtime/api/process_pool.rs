@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use crate::builder::Builder;
-use crate::engine::Engine;
+use crate::api::builder::Builder;
+use crate::api::engine::Engine;
+use crate::api::pool::{engine_pool, inherent_calls, Pool, Sealed};
 use crate::error::Error;
-use crate::pool::{engine_pool, inherent_calls, Pool, Sealed};
 
 /// A pool of forked worker processes: crash isolation, and code that need
 /// not be thread-safe.

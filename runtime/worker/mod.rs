@@ -2,15 +2,17 @@
 //! chunks of items, reply. Worker processes and threads run [`run`]; a
 //! serial pool feeds a [`Session`] in the caller's own thread.
 
+pub(crate) mod unwind;
+
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::board::{Board, Doing, Item, INITIALIZER};
-use crate::entry;
-use crate::frame::{self, DoneFrame, FrameError, FromWorker, Refusal, ToWorker};
-use crate::job::{Job, Outcome, Progress};
-use crate::{platform, unwind};
+use crate::platform;
+use crate::platform::board::{Board, Doing, Item, INITIALIZER};
+use crate::protocol::entry;
+use crate::protocol::frame::{self, DoneFrame, FrameError, FromWorker, Refusal, ToWorker};
+use crate::protocol::job::{Job, Outcome, Progress};
 
 /// Where a [`Session`] sends its reply frames.
 pub(crate) type Send<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
@@ -431,8 +433,8 @@ mod tests {
     //! refusal naming what was wrong, never a panic.
 
     use super::*;
-    use crate::entry::Entry;
-    use crate::task::Task;
+    use crate::protocol::entry::Entry;
+    use crate::protocol::task::Task;
 
     #[crate::remote(crate = crate)]
     fn adder(n: u64) -> impl Fn(u64) -> u64 {
@@ -441,7 +443,7 @@ mod tests {
 
     /// `adder`'s wire key, which also holds its name.
     fn adder_key() -> &'static str {
-        crate::entry::REMOTES
+        crate::protocol::entry::REMOTES
             .iter()
             .find(|remote| remote.name == "forkmap::worker::tests::adder")
             .expect("adder is registered")

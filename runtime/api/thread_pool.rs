@@ -1,9 +1,9 @@
 //! The pool of worker threads.
 
-use crate::builder::Builder;
-use crate::engine::Engine;
+use crate::api::builder::Builder;
+use crate::api::engine::Engine;
+use crate::api::pool::{engine_pool, inherent_calls};
 use crate::error::Error;
-use crate::pool::{engine_pool, inherent_calls};
 
 /// A pool of threads in this process, with the calls and the behaviour of a
 /// [`ProcessPool`](crate::ProcessPool): tasks, items and results travel

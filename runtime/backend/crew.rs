@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::board::Doing;
-use crate::error::Death;
-use crate::frame::{Inbox, Received, Refusal};
+use crate::backend::reply::{Call, Chunk, Failure, Reply};
+use crate::platform::board::Doing;
+use crate::platform::Death;
 use crate::platform::{self, Child, Private, SharedBoard};
-use crate::reply::{Call, Chunk, Failure, Reply};
+use crate::protocol::frame::{Inbox, Received, Refusal};
 use crate::worker;
 
 use super::held::{Cause, Held};

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::backend::Dispatcher;
+use crate::call::chunk::ChunkPlan;
 use crate::call::{Runner, Running};
-use crate::chunk::ChunkPlan;
-use crate::dispatch::Dispatcher;
 use crate::error::Error;
-use crate::task::Task;
+use crate::protocol::task::Task;
 
 /// The part of a pool that every call goes through.
 #[derive(Debug)]

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::error::Death;
-use crate::frame::{self, FromWorker, Received, Refusal};
+use crate::platform::Death;
+use crate::protocol::frame::{self, FromWorker, Received, Refusal};
 
 /// A call in progress: one function over any number of items.
 #[derive(Debug)]

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::board::{Doing, INITIALIZER};
-use crate::error::Death;
-use crate::frame::{self, ToWorker};
-use crate::reply::{Call, Chunk, Failure, Reply};
+use crate::backend::reply::{Call, Chunk, Failure, Reply};
+use crate::platform::board::{Doing, INITIALIZER};
+use crate::platform::Death;
+use crate::protocol::frame::{self, ToWorker};
 
 /// A chunk a worker holds.
 pub(super) struct Held {

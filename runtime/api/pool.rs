@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
+use crate::api::engine::Engine;
+use crate::api::handle::AsyncResult;
+use crate::api::stream::{Imap, ImapUnordered};
 use crate::call::Results;
-use crate::engine::Engine;
 use crate::error::Error;
-use crate::handle::AsyncResult;
-use crate::stream::{Imap, ImapUnordered};
-use crate::task::Task;
+use crate::protocol::task::Task;
 
 /// Keeps [`Pool`] to the pools of this crate, so that methods can be added
 /// to it without breaking anyone.
@@ -433,8 +433,8 @@ macro_rules! inherent_calls {
 /// [`Pool`] and `Debug`.
 macro_rules! engine_pool {
     ($pool:ident) => {
-        impl $crate::pool::Sealed for $pool {
-            fn engine(&self) -> &$crate::engine::Engine {
+        impl $crate::api::pool::Sealed for $pool {
+            fn engine(&self) -> &$crate::api::engine::Engine {
                 &self.engine
             }
         }

@@ -1,6 +1,8 @@
 //! One call on the caller's side: encodes items into chunks as results are
 //! consumed, and hands results back in input order.
 
+pub(crate) mod chunk;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
@@ -11,14 +13,14 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::board::Board;
-use crate::chunk::{ChunkPlan, CHUNK_BYTES};
-use crate::dispatch::Link;
+use crate::backend::reply::{Call, Chunk, Failure, Reply, WakerSlot};
+use crate::backend::Link;
+use crate::call::chunk::{ChunkPlan, CHUNK_BYTES};
 use crate::error::Error;
-use crate::frame::{self, Received, Refusal, ToWorker};
-use crate::job::{self, Outcome};
-use crate::reply::{Call, Chunk, Failure, Reply, WakerSlot};
-use crate::task::Task;
+use crate::platform::board::Board;
+use crate::protocol::frame::{self, Received, Refusal, ToWorker};
+use crate::protocol::job::{self, Outcome};
+use crate::protocol::task::Task;
 use crate::worker::Session;
 
 /// Numbers calls uniquely within the process.

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::entry::{self, Described};
+use crate::protocol::entry::{self, Described, EncodeError};
 
 /// Something a pool can run in a worker process, called with the argument
 /// tuple `Args`.
@@ -48,7 +48,7 @@ pub trait Task<Args>: Send + 'static {
     /// Says how a worker finds this task's code, and appends the data it
     /// carries to `setup`. Implemented by the library and by `#[remote]`.
     #[doc(hidden)]
-    fn __describe(&self, setup: &mut Vec<u8>) -> Result<Described, postcard::Error>;
+    fn __describe(&self, setup: &mut Vec<u8>) -> Result<Described, EncodeError>;
 }
 
 /// A closure called with its arguments packed in a tuple.
@@ -84,7 +84,7 @@ macro_rules! impl_arity {
         {
             type Output = O;
 
-            fn __describe(&self, _setup: &mut Vec<u8>) -> Result<Described, postcard::Error> {
+            fn __describe(&self, _setup: &mut Vec<u8>) -> Result<Described, EncodeError> {
                 Ok(entry::plain::<F, ($($arg,)*)>())
             }
         }

@@ -12,6 +12,7 @@
 
 mod crew;
 mod held;
+pub(crate) mod reply;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
@@ -22,12 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::board::{Doing, INITIALIZER};
+use crate::backend::reply::{Call, Chunk, Failure, Reply};
 use crate::error::Error;
-use crate::frame::Fill;
+use crate::platform::board::{Doing, INITIALIZER};
 use crate::platform::{self, Private};
-use crate::reply::{Call, Chunk, Failure, Reply};
-use crate::unwind;
+use crate::protocol::frame::Fill;
+use crate::worker::unwind;
 
 use crew::{Body, Worker};
 pub(crate) use crew::{Crew, Kind};

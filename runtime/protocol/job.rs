@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PanicReport;
-use crate::frame;
-use crate::task::CallWith;
+use crate::protocol::frame;
+use crate::protocol::task::CallWith;
 
 /// A closure rebuilt in a worker, with its types erased: it reads encoded
 /// argument tuples and writes one encoded outcome per item.

@@ -14,8 +14,8 @@ use std::ops::Range;
 use postcard::ser_flavors::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::entry::Entry;
 use crate::error::PanicReport;
+use crate::protocol::entry::Entry;
 
 /// The largest frame body, in bytes.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
@@ -122,14 +122,9 @@ impl Flavor for Append<'_> {
         // into the spare room is several times cheaper than `memcpy`.
         if bytes.len() <= 16 {
             self.0.reserve(bytes.len());
-            let spare = self.0.spare_capacity_mut();
-            for (slot, &byte) in spare.iter_mut().zip(bytes) {
-                slot.write(byte);
+            for &byte in bytes {
+                self.0.push(byte);
             }
-            let len = self.0.len() + bytes.len();
-            // SAFETY: `reserve` made room for `bytes.len()` more bytes, and
-            // the loop above has just written each of them.
-            unsafe { self.0.set_len(len) };
         } else {
             self.0.extend_from_slice(bytes);
         }

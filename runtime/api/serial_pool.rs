@@ -1,7 +1,7 @@
 //! The pool that runs everything in the caller.
 
-use crate::engine::Engine;
-use crate::pool::{engine_pool, inherent_calls};
+use crate::api::engine::Engine;
+use crate::api::pool::{engine_pool, inherent_calls};
 
 /// A pool without workers: every call runs in the calling thread, one item
 /// after the other, through the same encoding as the other pools.

@@ -1,0 +1,36 @@
+//! How a process ended, as the pool reports it.
+
+use std::fmt;
+
+use nix::sys::signal::Signal;
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Death {
+    /// It exited with this status code (`std::process::exit`).
+    Exit(i32),
+    /// It was killed by this signal (a crash, an abort, or `kill` from outside).
+    Signal(i32),
+    /// It ended, but its status could not be read (something else in the
+    /// program reaped it, for example a `waitpid(-1)` loop).
+    Unknown,
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Death::Exit(code) => write!(f, "exited with code {code}"),
+            Death::Signal(signal) => match signal_name(signal) {
+                Some(name) => write!(f, "was killed by signal {signal} ({name})"),
+                None => write!(f, "was killed by signal {signal}"),
+            },
+            Death::Unknown => f.write_str("ended, and its exit status could not be read"),
+        }
+    }
+}
+
+/// The conventional name of a signal number.
+fn signal_name(number: i32) -> Option<&'static str> {
+    Signal::try_from(number).ok().map(Signal::as_str)
+}
