@@ -105,6 +105,9 @@ pub enum Error {
     Codec {
         /// The function the pool was running.
         function: String,
+        /// The position in the input of the item whose data it was, if an
+        /// item's (not the factory's or the initializer's).
+        index: Option<usize>,
         /// What was being encoded or decoded, with the item's index if any.
         what: String,
         /// The codec's message.
@@ -159,6 +162,7 @@ impl Error {
             | Error::Timeout { index, .. }
             | Error::OutOfMemory { index, .. }
             | Error::Setup { index, .. } => Some(*index),
+            Error::Codec { index, .. } => *index,
             _ => None,
         }
     }

@@ -110,6 +110,7 @@ impl<P> Builder<P> {
                 })
                 .map_err(|reason| Error::Codec {
                     function: std::any::type_name::<F>().to_owned(),
+                    index: None,
                     what: "encode the initializer".into(),
                     reason,
                 }),

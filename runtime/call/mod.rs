@@ -173,6 +173,7 @@ impl<'a> Running<'a> {
         let mut setup = Vec::new();
         let described = task.__describe(&mut setup).map_err(|e| Error::Codec {
             function: std::any::type_name::<F>().to_owned(),
+            index: None,
             what: "encode the factory's arguments".into(),
             reason: e.to_string(),
         })?;
@@ -189,6 +190,7 @@ impl<'a> Running<'a> {
         setup_frame.extend_from_slice(&setup);
         frame::finish(&mut setup_frame).map_err(|e| Error::Codec {
             function: described.name.to_owned(),
+            index: None,
             what: "send the factory's arguments".into(),
             reason: e.to_string(),
         })?;
@@ -212,6 +214,7 @@ impl<'a> Running<'a> {
                     .handle(&call.setup[4..], &here.board, &mut no_reply)
                     .map_err(|e| Error::Codec {
                         function: described.name.to_owned(),
+                        index: None,
                         what: "set the call up".into(),
                         reason: e.to_string(),
                     })?;
@@ -731,6 +734,7 @@ fn read_outcome<O: DeserializeOwned>(
                 }),
                 Outcome::Unencodable(reason) => Err(Error::Codec {
                     function: function.to_owned(),
+                    index: Some(at_index(index)),
                     what: format!("encode the result of item {index}"),
                     reason,
                 }),
@@ -740,6 +744,7 @@ fn read_outcome<O: DeserializeOwned>(
             *at = body.len();
             Err(Error::Codec {
                 function: function.to_owned(),
+                index: Some(at_index(index)),
                 what: format!("decode the result of item {index}"),
                 reason: e.to_string(),
             })
@@ -786,6 +791,7 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
         },
         Failure::Refused(Refusal::Undecodable(reason)) => Error::Codec {
             function,
+            index: Some(index),
             what: format!("decode the arguments of item {index}"),
             reason: reason.clone(),
         },
@@ -797,6 +803,7 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
         Failure::Spawn(reason) => Error::Spawn(std::io::Error::other(reason.clone())),
         Failure::Codec(reason) => Error::Codec {
             function,
+            index: Some(index),
             what: format!("run item {index}"),
             reason: reason.clone(),
         },
