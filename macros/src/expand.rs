@@ -107,7 +107,10 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         Some(quote!(#(#attrs)* let #mutability #ident = self.#ident;))
     });
     let returns = closure.ty;
-    let block = &item.block;
+    // The body's statements, spliced after the bindings rather than nested
+    // as a block: a nested block ending in the closure would trip
+    // `unused_braces` on a one-line factory, at the user's code.
+    let stmts = &item.block.stmts;
     let args: Vec<Ident> = (0..closure.inputs.len())
         .map(|i| format_ident!("arg{}", i))
         .collect();
@@ -127,7 +130,7 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
             #[doc = #into_closure_doc]
             #vis fn into_closure(self) -> #returns {
                 #(#bindings)*
-                #block
+                #(#stmts)*
             }
 
             #[doc = #call_doc]

@@ -41,9 +41,7 @@
 //!     /// its closure, for use in this process.
 //!     pub fn into_closure(self) -> impl Fn(u64) -> u64 {
 //!         let y = self.y; // `let mut y` if the parameter was `mut y`
-//!         {
-//!             move |x| x.pow(y)
-//!         }
+//!         move |x| x.pow(y) // the body's statements, as written
 //!     }
 //!
 //!     /// Runs the body of [`power_factory`] with a clone of these arguments
