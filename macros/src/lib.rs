@@ -294,7 +294,10 @@ fn expand(
     }
     match errors.finish() {
         Ok(()) => expand::factory(&factory),
-        Err(error) => fallback(item.into_token_stream(), error),
+        Err(error) => {
+            let item = expand::stand_in(&factory).unwrap_or_else(|| item.to_token_stream());
+            fallback(item, error)
+        }
     }
 }
 
