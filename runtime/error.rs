@@ -189,6 +189,11 @@ pub struct PanicReport {
     pub message: String,
     /// The source location, `file:line:column`, when the panic had one.
     pub location: Option<String>,
+    /// The worker's backtrace at the panic, captured only when the program
+    /// asks for backtraces (`RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` set, as
+    /// [`std::backtrace::Backtrace::capture`] reads them); `None` otherwise,
+    /// at no cost. `{:?}` of the error prints it.
+    pub backtrace: Option<String>,
 }
 
 impl fmt::Display for PanicReport {

@@ -109,8 +109,9 @@ pub mod __private {
     /// `DeserializeOwned`. `#[remote]` asserts it of every factory argument.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot travel to a worker process",
-        label = "this type must implement serde's `Serialize` and `Deserialize`",
-        note = "every argument of a #[remote] factory, and every argument and result of its closure, is sent between processes"
+        label = "this type must implement `serde::Serialize` and `serde::Deserialize`",
+        note = "every argument of a #[remote] factory, and every argument and result of its closure, is sent between processes",
+        note = "for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]` to its definition (serde's `derive` feature); for a handle such as a file or a connection, pass what opens it (a path, an address) and open it in the factory body"
     )]
     pub trait Wire: serde::Serialize + serde::de::DeserializeOwned {}
 

@@ -107,7 +107,10 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         Some(quote!(#(#attrs)* let #mutability #ident = self.#ident;))
     });
     let returns = closure.ty;
-    let block = &item.block;
+    // The body's statements, spliced after the bindings rather than nested
+    // as a block: a nested block ending in the closure would trip
+    // `unused_braces` on a one-line factory, at the user's code.
+    let stmts = &item.block.stmts;
     let args: Vec<Ident> = (0..closure.inputs.len())
         .map(|i| format_ident!("arg{}", i))
         .collect();
@@ -127,7 +130,7 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
             #[doc = #into_closure_doc]
             #vis fn into_closure(self) -> #returns {
                 #(#bindings)*
-                #block
+                #(#stmts)*
             }
 
             #[doc = #call_doc]
@@ -469,4 +472,51 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             start: __start,
         };
     }
+}
+
+/// What stands in for a factory that has errors: the function with its
+/// signature and a closure of the declared type that is also `Copy + Send +
+/// 'static`, so that the factory's uses compile (a pool accepts it) and the
+/// mistake is reported once, by `valid.rs`, not again at every call. `None`
+/// when the signature itself cannot stand (no closure type, a `self`
+/// receiver, a variadic): then the user's item is emitted unchanged.
+pub(crate) fn stand_in(factory: &Factory<'_>) -> Option<TokenStream> {
+    let Returns::Closure(closure) = &factory.returns else {
+        return None;
+    };
+    let item = factory.item;
+    let sig = &item.sig;
+    if factory.receiver.is_some() || sig.variadic.is_some() {
+        return None;
+    }
+    let attrs = &item.attrs;
+    let vis = &item.vis;
+    let ident = &sig.ident;
+    let mut generics = sig.generics.clone();
+    let params: Vec<_> = generics
+        .type_params()
+        .map(|param| param.ident.clone())
+        .collect();
+    let where_clause = generics.make_where_clause();
+    for param in params {
+        where_clause
+            .predicates
+            .push(syn::parse_quote!(#param: 'static));
+    }
+    let (_, _, where_clause) = generics.split_for_impl();
+    let params = &generics.params;
+    let inputs = &sig.inputs;
+    let args = &closure.inputs;
+    let output = closure.output.map(|output| quote!(-> #output));
+    Some(quote! {
+        #(#attrs)*
+        #[allow(unused_variables)]
+        #vis fn #ident<#params>(#inputs)
+            -> impl ::core::ops::Fn(#(#args),*) #output
+                + ::core::marker::Copy + ::core::marker::Send + 'static
+        #where_clause
+        {
+            |#(_: #args),*| ::core::unreachable!()
+        }
+    })
 }

@@ -41,9 +41,7 @@
 //!     /// its closure, for use in this process.
 //!     pub fn into_closure(self) -> impl Fn(u64) -> u64 {
 //!         let y = self.y; // `let mut y` if the parameter was `mut y`
-//!         {
-//!             move |x| x.pow(y)
-//!         }
+//!         move |x| x.pow(y) // the body's statements, as written
 //!     }
 //!
 //!     /// Runs the body of [`power_factory`] with a clone of these arguments
@@ -296,7 +294,10 @@ fn expand(
     }
     match errors.finish() {
         Ok(()) => expand::factory(&factory),
-        Err(error) => fallback(item.into_token_stream(), error),
+        Err(error) => {
+            let item = expand::stand_in(&factory).unwrap_or_else(|| item.to_token_stream());
+            fallback(item, error)
+        }
     }
 }
 

@@ -122,7 +122,7 @@ where
 /// The message a user sees when a capturing closure is passed to a pool.
 const CAPTURES: &str = "forkmap: this closure captures variables, and a worker process cannot \
     rebuild what it captured; move it into a factory function marked #[remote] that returns \
-    the closure (use #[remote])";
+    the closure";
 
 fn start_plain<F, Args>(setup: &[u8]) -> Result<Box<dyn Job>, String>
 where

@@ -164,6 +164,7 @@ mod tests {
         let panicked = postcard::to_stdvec(&Outcome::<u64>::Panicked(PanicReport {
             message: "no".into(),
             location: None,
+            backtrace: None,
         }))
         .unwrap();
         assert!(matches!(

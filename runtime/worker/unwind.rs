@@ -2,6 +2,7 @@
 //! boundary.
 
 use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
@@ -13,6 +14,8 @@ thread_local! {
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
     /// Where the last panic in a task on this thread happened.
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The backtrace of that panic, when backtraces are asked for.
+    static BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 static HOOK: Once = Once::new();
@@ -39,6 +42,12 @@ pub(crate) fn install_hook() {
             if IN_TASK.get() {
                 let location = info.location().map(|l| l.to_string());
                 LOCATION.with(|slot| *slot.borrow_mut() = location);
+                // `capture` reads `RUST_BACKTRACE` once and costs nothing
+                // more when backtraces are off.
+                let backtrace = Backtrace::capture();
+                let backtrace = (backtrace.status() == BacktraceStatus::Captured)
+                    .then(|| backtrace.to_string());
+                BACKTRACE.with(|slot| *slot.borrow_mut() = backtrace);
             } else {
                 previous(info);
             }
@@ -55,6 +64,7 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
     result.map_err(|payload| PanicReport {
         message: message(&*payload),
         location: LOCATION.with(|slot| slot.borrow_mut().take()),
+        backtrace: BACKTRACE.with(|slot| slot.borrow_mut().take()),
     })
 }
 
