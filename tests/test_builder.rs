@@ -1,10 +1,11 @@
 //! `ProcessPool::builder()` and `ThreadPool::builder()`: defaults, invalid
 //! values, chunk sizes, worker replacement and initializers.
 
+mod common;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use forkmap::{remote, Error, ProcessPool, ThreadPool};
@@ -30,16 +31,10 @@ fn assert_config_error<P>(built: Result<P, Error>, what: &str) {
     }
 }
 
-/// Runs `body` on another thread and fails if it takes longer than 30 s, so a
-/// pool that hangs fails the test instead of stalling it.
+/// Runs `body` under the shared hang guard: a pool that hangs fails the
+/// test instead of stalling it.
 fn within_30_seconds<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(body());
-    });
-    result
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the pool hung (or the body panicked)")
+    common::within("the test", Duration::from_secs(30), body)
 }
 
 /// How often each value occurs.
