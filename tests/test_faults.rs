@@ -249,6 +249,19 @@ fn drop_and_count(pool: ProcessPool) {
     assert!(left.is_empty(), "workers left after drop: {left:?}");
 }
 
+/// Checks one row of the matrix on a fresh pool of [`WORKERS`], with no
+/// accomplice, then drops the pool and counts what is left.
+fn plain_row<F>(task: F, function: &'static str, is_fault: fn(&Error) -> bool)
+where
+    F: Task<(u64,), Output = u64> + Clone + Send + 'static,
+{
+    bounded(move || {
+        let pool = pool();
+        check_row(&pool, task, function, is_fault, &no_accomplice);
+        drop_and_count(pool);
+    });
+}
+
 fn died_of(err: &Error, expected: Death) -> bool {
     matches!(err, Error::WorkerDied { index: 7, death, .. } if *death == expected)
 }
@@ -259,83 +272,47 @@ fn killed_by(err: &Error, signal: Signal, name: &str) -> bool {
 
 #[test]
 fn a_panic() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            panics_at_seven,
-            "panics_at_seven",
-            |err| {
-                let Error::Panic {
-                    index: 7, panic, ..
-                } = err
-                else {
-                    return false;
-                };
-                // The location is where `panics_at_seven` panicked.
-                let here = concat!(file!(), ":");
-                let text = err.to_string();
-                panic.message == "item seven panics on purpose"
-                    && text.contains("item seven panics on purpose")
-                    && text.contains("test_faults.rs")
-                    && panic
-                        .location
-                        .as_deref()
-                        .is_some_and(|at| at.starts_with(here))
-                    && err.is_panic()
-            },
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(panics_at_seven, "panics_at_seven", |err| {
+        let Error::Panic {
+            index: 7, panic, ..
+        } = err
+        else {
+            return false;
+        };
+        // The location is where `panics_at_seven` panicked.
+        let here = concat!(file!(), ":");
+        let text = err.to_string();
+        panic.message == "item seven panics on purpose"
+            && text.contains("item seven panics on purpose")
+            && text.contains("test_faults.rs")
+            && panic
+                .location
+                .as_deref()
+                .is_some_and(|at| at.starts_with(here))
+            && err.is_panic()
     });
 }
 
 #[test]
 fn an_exit() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            exits_at_seven,
-            "exits_at_seven",
-            |err| {
-                died_of(err, Death::Exit(3))
-                    && err.is_worker_death()
-                    && err.to_string().contains("exited with code 3")
-            },
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(exits_at_seven, "exits_at_seven", |err| {
+        died_of(err, Death::Exit(3))
+            && err.is_worker_death()
+            && err.to_string().contains("exited with code 3")
     });
 }
 
 #[test]
 fn an_abort() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            aborts_at_seven,
-            "aborts_at_seven",
-            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(aborts_at_seven, "aborts_at_seven", |err| {
+        killed_by(err, Signal::SIGABRT, "SIGABRT")
     });
 }
 
 #[test]
 fn a_segmentation_fault() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            segfaults_at_seven,
-            "segfaults_at_seven",
-            |err| killed_by(err, Signal::SIGSEGV, "SIGSEGV"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(segfaults_at_seven, "segfaults_at_seven", |err| {
+        killed_by(err, Signal::SIGSEGV, "SIGSEGV")
     });
 }
 
@@ -358,19 +335,13 @@ fn a_sigkill_from_outside() {
 
 #[test]
 fn a_stack_overflow() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            overflows_at_seven,
-            "overflows_at_seven",
-            // Rust's handler for a fault on the stack's guard page prints
-            // "has overflowed its stack" and aborts.
-            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
-    });
+    plain_row(
+        overflows_at_seven,
+        "overflows_at_seven",
+        // Rust's handler for a fault on the stack's guard page prints
+        // "has overflowed its stack" and aborts.
+        |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
+    );
 }
 
 #[test]
