@@ -1,13 +1,14 @@
 //! `ProcessPool::builder()` and `ThreadPool::builder()`: defaults, invalid
 //! values, chunk sizes, worker replacement and initializers.
 
+mod common;
+
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use forkmap::{remote, Error, ProcessPool, ThreadPool};
+use forkmap::{remote, Error, Pool, ProcessPool, ThreadPool};
 
 fn square(x: u64) -> u64 {
     x * x
@@ -30,16 +31,10 @@ fn assert_config_error<P>(built: Result<P, Error>, what: &str) {
     }
 }
 
-/// Runs `body` on another thread and fails if it takes longer than 30 s, so a
-/// pool that hangs fails the test instead of stalling it.
+/// Runs `body` under the shared hang guard: a pool that hangs fails the
+/// test instead of stalling it.
 fn within_30_seconds<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(body());
-    });
-    result
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the pool hung (or the body panicked)")
+    common::within("the test", Duration::from_secs(30), body)
 }
 
 /// How often each value occurs.
@@ -94,6 +89,29 @@ fn zero_is_a_configuration_error() {
     );
 }
 
+/// Checks that the 20 items, run by workers named by `ran_in`, ran at most
+/// two to a worker, so on 10 workers at least, and that the replaced workers
+/// still serve later calls.
+fn replaced_after_two_tasks<P: Pool, T: std::hash::Hash + Eq + std::fmt::Debug>(
+    pool: &P,
+    ran_in: Vec<T>,
+) {
+    let counts = counts(ran_in);
+    assert!(
+        counts.values().all(|&n| n <= 2),
+        "a worker ran more than 2 items: {counts:?}"
+    );
+    assert!(
+        counts.len() >= 10,
+        "only {} workers: {counts:?}",
+        counts.len()
+    );
+    assert_eq!(
+        pool.map(square, 0..10u64).unwrap(),
+        (0..10u64).map(square).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn a_process_worker_is_replaced_after_max_tasks() {
     let pool = ProcessPool::builder()
@@ -104,21 +122,7 @@ fn a_process_worker_is_replaced_after_max_tasks() {
     let pids = pool.map(pid, 0..20u64).unwrap();
     assert_eq!(pids.len(), 20);
     assert!(pids.iter().all(|&p| p != std::process::id()));
-    let counts = counts(pids);
-    assert!(
-        counts.values().all(|&n| n <= 2),
-        "a worker ran more than 2 items: {counts:?}"
-    );
-    assert!(
-        counts.len() >= 10,
-        "only {} workers: {counts:?}",
-        counts.len()
-    );
-    // The replaced workers still serve later calls.
-    assert_eq!(
-        pool.map(square, 0..10u64).unwrap(),
-        (0..10u64).map(square).collect::<Vec<_>>()
-    );
+    replaced_after_two_tasks(&pool, pids);
 }
 
 #[test]
@@ -132,20 +136,7 @@ fn a_thread_worker_is_replaced_after_max_tasks() {
     assert_eq!(threads.len(), 20);
     let here = thread_id(0);
     assert!(threads.iter().all(|t| *t != here));
-    let counts = counts(threads);
-    assert!(
-        counts.values().all(|&n| n <= 2),
-        "a worker ran more than 2 items: {counts:?}"
-    );
-    assert!(
-        counts.len() >= 10,
-        "only {} workers: {counts:?}",
-        counts.len()
-    );
-    assert_eq!(
-        pool.map(square, 0..10u64).unwrap(),
-        (0..10u64).map(square).collect::<Vec<_>>()
-    );
+    replaced_after_two_tasks(&pool, threads);
 }
 
 #[test]

@@ -8,9 +8,10 @@
 //! The tests count the children of this process, so they take turns (see
 //! [`bounded`]): two pools alive at once would count each other's workers.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -117,47 +118,20 @@ fn waits_to_be_killed(pid_file: String) -> impl Fn(u64) -> u64 {
     }
 }
 
-/// Held by each test while it runs, so that they take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// Runs `body` on a thread of its own, while no other test of this file
 /// runs, and fails if it takes longer than [`BOUND`].
 fn bounded(body: impl FnOnce() + Send + 'static) {
-    let _turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let (done, finished) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(BOUND) {
-        Ok(()) => runner.join().unwrap(),
-        // `body` panicked: pass its panic on.
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(runner.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test did not finish within {BOUND:?}"),
-    }
+    let _turn = common::alone();
+    common::within("the test", BOUND, body);
 }
 
-/// The parent pid of process `pid`, read from `/proc/<pid>/stat`.
+/// The parent pid of process `pid`.
 fn parent_of(pid: &str) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name, in parentheses, may hold spaces: the fields after it are
-    // the state, then the parent pid.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
+    common::process(pid.parse().ok()?).map(|p| p.ppid)
 }
 
-/// The pids of this process's children, zombies included.
 fn children() -> Vec<u32> {
-    let me = std::process::id();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|pid| parent_of(pid) == Some(me))
-        .map(|pid| pid.parse().unwrap())
-        .collect()
+    common::child_pids()
 }
 
 /// A file name no other test run uses.
@@ -275,6 +249,19 @@ fn drop_and_count(pool: ProcessPool) {
     assert!(left.is_empty(), "workers left after drop: {left:?}");
 }
 
+/// Checks one row of the matrix on a fresh pool of [`WORKERS`], with no
+/// accomplice, then drops the pool and counts what is left.
+fn plain_row<F>(task: F, function: &'static str, is_fault: fn(&Error) -> bool)
+where
+    F: Task<(u64,), Output = u64> + Clone + Send + 'static,
+{
+    bounded(move || {
+        let pool = pool();
+        check_row(&pool, task, function, is_fault, &no_accomplice);
+        drop_and_count(pool);
+    });
+}
+
 fn died_of(err: &Error, expected: Death) -> bool {
     matches!(err, Error::WorkerDied { index: 7, death, .. } if *death == expected)
 }
@@ -285,80 +272,47 @@ fn killed_by(err: &Error, signal: Signal, name: &str) -> bool {
 
 #[test]
 fn a_panic() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            panics_at_seven,
-            "panics_at_seven",
-            |err| {
-                let Error::Panic {
-                    index: 7, panic, ..
-                } = err
-                else {
-                    return false;
-                };
-                // The location is where `panics_at_seven` panicked.
-                let here = concat!(file!(), ":");
-                panic.message == "item seven panics on purpose"
-                    && panic
-                        .location
-                        .as_deref()
-                        .is_some_and(|at| at.starts_with(here))
-                    && err.is_panic()
-            },
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(panics_at_seven, "panics_at_seven", |err| {
+        let Error::Panic {
+            index: 7, panic, ..
+        } = err
+        else {
+            return false;
+        };
+        // The location is where `panics_at_seven` panicked.
+        let here = concat!(file!(), ":");
+        let text = err.to_string();
+        panic.message == "item seven panics on purpose"
+            && text.contains("item seven panics on purpose")
+            && text.contains("test_faults.rs")
+            && panic
+                .location
+                .as_deref()
+                .is_some_and(|at| at.starts_with(here))
+            && err.is_panic()
     });
 }
 
 #[test]
 fn an_exit() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            exits_at_seven,
-            "exits_at_seven",
-            |err| {
-                died_of(err, Death::Exit(3))
-                    && err.is_worker_death()
-                    && err.to_string().contains("exited with code 3")
-            },
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(exits_at_seven, "exits_at_seven", |err| {
+        died_of(err, Death::Exit(3))
+            && err.is_worker_death()
+            && err.to_string().contains("exited with code 3")
     });
 }
 
 #[test]
 fn an_abort() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            aborts_at_seven,
-            "aborts_at_seven",
-            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(aborts_at_seven, "aborts_at_seven", |err| {
+        killed_by(err, Signal::SIGABRT, "SIGABRT")
     });
 }
 
 #[test]
 fn a_segmentation_fault() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            segfaults_at_seven,
-            "segfaults_at_seven",
-            |err| killed_by(err, Signal::SIGSEGV, "SIGSEGV"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
+    plain_row(segfaults_at_seven, "segfaults_at_seven", |err| {
+        killed_by(err, Signal::SIGSEGV, "SIGSEGV")
     });
 }
 
@@ -381,19 +335,13 @@ fn a_sigkill_from_outside() {
 
 #[test]
 fn a_stack_overflow() {
-    bounded(|| {
-        let pool = pool();
-        check_row(
-            &pool,
-            overflows_at_seven,
-            "overflows_at_seven",
-            // Rust's handler for a fault on the stack's guard page prints
-            // "has overflowed its stack" and aborts.
-            |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
-            &no_accomplice,
-        );
-        drop_and_count(pool);
-    });
+    plain_row(
+        overflows_at_seven,
+        "overflows_at_seven",
+        // Rust's handler for a fault on the stack's guard page prints
+        // "has overflowed its stack" and aborts.
+        |err| killed_by(err, Signal::SIGABRT, "SIGABRT"),
+    );
 }
 
 #[test]
@@ -515,5 +463,192 @@ fn a_factory_that_runs_past_the_timeout_fails_its_items() {
             started.elapsed()
         );
         assert_eq!(pool.map(value, 0..3).unwrap(), [1, 2, 5]);
+    });
+}
+
+// ---- faults outside the matrix (from test_failures.rs) -------------------
+
+#[test]
+fn a_panic_in_apply_async_comes_back_from_get() {
+    bounded(|| {
+        let pool = ProcessPool::new(1).unwrap();
+        let err = pool
+            .apply_async(panics_at_seven, (FAULTY,))
+            .get()
+            .unwrap_err();
+        let Error::Panic { index, panic, .. } = err else {
+            panic!("not a panic: {err}")
+        };
+        assert_eq!(index, 0, "apply_async has one item");
+        assert_eq!(panic.message, "item seven panics on purpose");
+    });
+}
+
+#[test]
+fn a_worker_that_aborts_is_reported_by_signal() {
+    bounded(|| {
+        let pool = ProcessPool::new(1).unwrap();
+        let err = pool
+            .apply(|| -> u8 { std::process::abort() }, ())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::WorkerDied {
+                    death: Death::Signal(6),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("SIGABRT"), "{err}");
+        assert_eq!(pool.apply(|| 1u8, ()).unwrap(), 1);
+    });
+}
+
+fn exits_at_37(x: u64) -> u64 {
+    if x == 37 {
+        std::process::exit(37);
+    }
+    x * 2
+}
+
+#[test]
+fn a_death_in_the_middle_of_a_chunk_fails_only_the_item_it_was_running() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .chunk_size(100)
+            .build()
+            .unwrap();
+        let results: Vec<_> = pool.imap(exits_at_37, 0..300u64).collect();
+        assert_eq!(results.len(), 300);
+        for (index, result) in results.iter().enumerate() {
+            match result {
+                Ok(value) => assert_eq!(*value, index as u64 * 2),
+                Err(err) => {
+                    assert_eq!(index, 37, "only item 37 fails: {err}");
+                    assert!(
+                        matches!(
+                            err,
+                            Error::WorkerDied {
+                                index: 37,
+                                death: Death::Exit(37),
+                                ..
+                            }
+                        ),
+                        "{err}"
+                    );
+                }
+            }
+        }
+        assert!(results[37].is_err());
+    });
+}
+
+/// Leaves a mark for its item in `dir`, and aborts the worker on item 3.
+fn mark_or_abort_at_3((dir, x): (String, u64)) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    std::fs::write(format!("{dir}/{x}"), b"").unwrap();
+    x
+}
+
+#[test]
+fn a_dropped_handles_items_still_run_after_a_death_and_join_returns() {
+    let dir = std::env::temp_dir().join(format!("forkmap-detached-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.to_string_lossy().into_owned();
+    // `bounded` fails the test if `join` does not return after the death.
+    bounded(move || {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .chunk_size(10)
+            .build()
+            .unwrap();
+        let items: Vec<(String, u64)> = (0..10).map(|x| (path.clone(), x)).collect();
+        drop(pool.map_async(mark_or_abort_at_3, items));
+        pool.join();
+    });
+    let marks = fs::read_dir(&dir).unwrap().count();
+    let _ = fs::remove_dir_all(&dir);
+    assert_eq!(marks, 9, "every item but the one that aborted ran");
+}
+
+/// An argument whose decoding panics for 5.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Touchy(u64);
+
+impl<'de> serde::Deserialize<'de> for Touchy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = u64::deserialize(deserializer)?;
+        assert!(value != 5, "five does not decode");
+        Ok(Touchy(value))
+    }
+}
+
+/// A result whose encoding panics for 5.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+struct Loud(u64);
+
+impl serde::Serialize for Loud {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 != 5, "five does not encode");
+        serializer.serialize_u64(self.0)
+    }
+}
+
+fn touchy_value(touchy: Touchy) -> u64 {
+    touchy.0
+}
+
+fn loud(x: u64) -> Loud {
+    Loud(x)
+}
+
+#[test]
+fn a_panic_while_arguments_decode_is_that_items_failure_not_a_death() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .chunk_size(10)
+            .build()
+            .unwrap();
+        let results: Vec<_> = pool.imap(touchy_value, (0..10).map(Touchy)).collect();
+        for (index, result) in results.iter().enumerate().take(5) {
+            assert_eq!(result.as_ref().ok(), Some(&(index as u64)));
+        }
+        let err = results[5].as_ref().unwrap_err();
+        assert!(err.to_string().contains("five does not decode"), "{err}");
+        for result in &results[5..] {
+            let err = result.as_ref().unwrap_err();
+            assert!(
+                matches!(err, Error::Codec { .. }),
+                "the rest of the chunk cannot be read: {err}"
+            );
+        }
+        assert_eq!(pool.map(touchy_value, [Touchy(1)]).unwrap(), [1]);
+    });
+}
+
+#[test]
+fn a_panic_while_a_result_encodes_fails_that_item_only() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .chunk_size(10)
+            .build()
+            .unwrap();
+        let results: Vec<_> = pool.imap(loud, 0..10u64).collect();
+        for (index, result) in results.iter().enumerate() {
+            if index == 5 {
+                let err = result.as_ref().unwrap_err();
+                assert!(err.is_panic(), "{err}");
+                assert!(err.to_string().contains("five does not encode"), "{err}");
+            } else {
+                assert_eq!(result.as_ref().ok(), Some(&Loud(index as u64)));
+            }
+        }
     });
 }

@@ -6,6 +6,8 @@
 //! `harness = false`: `main` must call `forkmap::init()` before the program
 //! has any other thread, which the test harness's threads rule out.
 
+mod common;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -25,31 +27,19 @@ fn take_the_locks(x: u64) -> (u64, u32) {
     (x * 2, std::os::unix::process::parent_id())
 }
 
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
 fn main() {
     forkmap::init().expect("the fork server starts while the program has one thread");
     forkmap::init().expect("a second init does nothing");
 
+    common::within(
+        "test_fork_server: a worker is deadlocked, or a pool hangs",
+        Duration::from_secs(30),
+        pools_beside_busy_threads,
+    );
+}
+
+fn pools_beside_busy_threads() {
     let started = Instant::now();
-    thread::spawn(|| {
-        thread::sleep(Duration::from_secs(30));
-        eprintln!("test_fork_server: no result after 30 s: a worker is deadlocked");
-        std::process::exit(1);
-    });
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         for _ in 0..4 {
@@ -97,7 +87,7 @@ fn main() {
     // from then on, and an existing pool replaces the workers it lost.
     let before = ProcessPool::new(2).expect("a pool");
     assert_eq!(before.map(|x: u64| x + 1, 0..4).unwrap(), [1, 2, 3, 4]);
-    let server = children_of(std::process::id());
+    let server = common::child_pids();
     assert_eq!(
         server.len(),
         1,

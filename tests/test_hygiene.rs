@@ -3,81 +3,24 @@
 //! file's pools share its process table; its tests take turns, so neither
 //! sees the other's workers.
 
+mod common;
+
 use std::collections::HashSet;
-use std::fs;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{alone, open_descriptors, resident_kib, within};
 use forkmap::ProcessPool;
 
-/// Held by each test for its whole run.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn alone() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Ends the whole test binary, with a message, if it is not dropped within
-/// `limit`: a pool that hangs fails the test instead of stalling it.
-struct Watchdog {
-    _done: mpsc::Sender<()>,
-}
-
-fn watchdog(test: &'static str, limit: Duration) -> Watchdog {
-    let (done, finished) = mpsc::channel::<()>();
-    thread::spawn(move || {
-        if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
-            eprintln!("{test}: not finished after {limit:?}: a pool hangs");
-            std::process::exit(1);
-        }
-    });
-    Watchdog { _done: done }
-}
-
-/// The processes whose parent is this process, zombies included, read from
-/// the process table, each with its state letter (`R`, `S`, `Z`, ...).
-fn children_with_state() -> Vec<(u32, char)> {
-    let me = std::process::id();
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            // The state and the parent pid are the first two fields after
-            // the command name, which is in parentheses and may itself hold
-            // spaces.
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
-            let state = fields.next()?.chars().next()?;
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            (ppid == me).then_some((pid, state))
-        })
-        .collect()
-}
-
 fn children() -> HashSet<u32> {
-    children_with_state()
+    common::child_pids().into_iter().collect()
+}
+
+/// The children left, each with its state letter (`R`, `S`, `Z`, ...).
+fn children_with_state() -> Vec<(u32, char)> {
+    common::children()
         .into_iter()
-        .map(|(pid, _)| pid)
+        .map(|p| (p.pid, p.state))
         .collect()
-}
-
-fn open_descriptors() -> usize {
-    fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// This process's resident memory, in KiB.
-fn resident_kib() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("/proc/self/status has a VmRSS line");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or_else(|| panic!("unreadable {line:?}"))
 }
 
 fn worker_pid(_: u64) -> u32 {
@@ -91,10 +34,14 @@ fn square_where(x: u64) -> (u64, u32) {
 #[test]
 fn dropping_pools_leaves_no_child_and_no_descriptor() {
     let _alone = alone();
-    let _watchdog = watchdog(
+    within(
         "dropping_pools_leaves_no_child_and_no_descriptor",
         Duration::from_secs(30),
+        dropping_pools,
     );
+}
+
+fn dropping_pools() {
     let fds_before = open_descriptors();
     assert_eq!(children(), HashSet::new(), "children before any pool");
     for _ in 0..20 {
@@ -149,18 +96,22 @@ fn cycle(round: usize) {
     );
 }
 
+const WARM_UP: usize = 100;
+const CYCLES: usize = 1_000;
+/// Room for the allocator's noise; a leak of a few KiB per pool is past it.
+const SLACK_KIB: u64 = 4 * 1024;
+
 #[test]
 fn a_thousand_pools_leave_no_child_descriptor_or_memory() {
-    const WARM_UP: usize = 100;
-    const CYCLES: usize = 1_000;
-    /// Room for the allocator's noise; a leak of a few KiB per pool is past it.
-    const SLACK_KIB: u64 = 4 * 1024;
-
     let _alone = alone();
-    let _watchdog = watchdog(
+    within(
         "a_thousand_pools_leave_no_child_descriptor_or_memory",
         Duration::from_secs(45),
+        a_thousand_pools,
     );
+}
+
+fn a_thousand_pools() {
     assert_eq!(children(), HashSet::new(), "children before any pool");
     let fds_before = open_descriptors();
     for round in 0..WARM_UP {

@@ -4,6 +4,8 @@
 //! 80 MB of `u64`s. One test in its own binary, so no other test's memory
 //! shows in the peak.
 
+mod common;
+
 use std::time::Instant;
 
 use forkmap::ProcessPool;
@@ -13,17 +15,7 @@ const GROWTH_BOUND_KB: u64 = 16 * 1024;
 
 /// This process's peak resident set size (`VmHWM`), in kB.
 fn peak_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .expect("no VmHWM in /proc/self/status");
-    line["VmHWM:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap()
+    common::status_kib("VmHWM")
 }
 
 /// Sums the first `n` results of doubling an endless input.

@@ -7,14 +7,16 @@
 //! ("server"), which must call `forkmap::init()` before it has any other
 //! thread; the test harness's threads rule that out.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{descendants, process, Process};
 use forkmap::ProcessPool;
 
 /// The first argument that makes this binary the program under test.
@@ -52,16 +54,11 @@ fn main() {
         [flag, mode] if flag == CHILD && mode == "direct" => program_under_test(Mode::Direct),
         [flag, mode] if flag == CHILD && mode == "server" => program_under_test(Mode::Server),
         // Anything else, such as `--nocapture` from `cargo test -- ...`: the test.
-        _ => {
-            thread::spawn(|| {
-                thread::sleep(Duration::from_secs(30));
-                eprintln!("test_parent_death: not finished after 30 s");
-                std::process::exit(1);
-            });
+        _ => common::within("test_parent_death", Duration::from_secs(30), || {
             for mode in [Mode::Direct, Mode::Server] {
                 kill_the_program(mode);
             }
-        }
+        }),
     }
 }
 
@@ -158,47 +155,6 @@ impl Output {
             }
         }
     }
-}
-
-/// One process, as `/proc/<pid>/stat` describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Process {
-    pid: u32,
-    ppid: u32,
-    state: char,
-    /// When it started, in clock ticks since boot: tells a reused pid apart.
-    started: u64,
-}
-
-fn process(pid: u32) -> Option<Process> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name, which is in parentheses and may itself hold
-    // spaces: state, ppid, then 17 more fields before the start time.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    Some(Process {
-        pid,
-        state: fields.first()?.chars().next()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        started: fields.get(19)?.parse().ok()?,
-    })
-}
-
-/// Every process below `root`, found by following parent pids down from it.
-fn descendants(root: u32) -> Vec<Process> {
-    let table: Vec<Process> = fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(process)
-        .collect();
-    let mut below = Vec::new();
-    let mut parents = vec![root];
-    while let Some(parent) = parents.pop() {
-        for p in table.iter().filter(|p| p.ppid == parent) {
-            below.push(*p);
-            parents.push(p.pid);
-        }
-    }
-    below
 }
 
 /// Whether `p` still runs: its pid is not gone, not reused, and not a

@@ -3,9 +3,11 @@
 //! code that does not care which pool it gets would be; `pool_suite!` makes a
 //! module of `#[test]`s calling them for each pool.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use forkmap::{remote, Error, Pool};
@@ -93,9 +95,9 @@ fn describe<T: std::fmt::Debug>(result: &Result<T, Error>) -> String {
 
 // ---- the suite ------------------------------------------------------------
 
-fn map_keeps_input_order_for_10_000_items<P: Pool>(pool: &P) {
-    let results = pool.map(square, 0..10_000u64).unwrap();
-    assert_eq!(results, squares(10_000));
+fn map_keeps_input_order_for_100_000_items<P: Pool>(pool: &P) {
+    let results = pool.map(square, 0..100_000u64).unwrap();
+    assert_eq!(results, squares(100_000));
 }
 
 fn map_of_nothing_is_empty<P: Pool>(pool: &P) {
@@ -449,21 +451,25 @@ fn terminate_fails_calls_in_flight<P: Pool>(pool: &P) {
     );
 }
 
-/// Runs a test's body on a thread of its own and fails the test if it has
-/// not ended within a minute, so that a hang is a failure, not a stuck run.
-fn within_a_minute(name: &str, body: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let runner = std::thread::spawn(move || {
-        body();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => runner.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(runner.join().unwrap_err())
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name} has not ended after a minute"),
-    }
+fn map_takes_a_closure_that_captures_nothing<P: Pool>(pool: &P) {
+    assert_eq!(
+        pool.map(|s: String| s.len(), ["a", "bb", "ccc"].map(String::from))
+            .unwrap(),
+        [1, 2, 3]
+    );
+}
+
+fn starmap_takes_functions_of_three_arguments<P: Pool>(pool: &P) {
+    let sums = pool.starmap(
+        |a: u8, b: u16, c: u32| u64::from(a) + u64::from(b) + u64::from(c),
+        [(1, 2, 3), (4, 5, 6)],
+    );
+    assert_eq!(sums.unwrap(), [6, 15]);
+}
+
+fn a_dropped_handle_does_not_disturb_the_next_call<P: Pool>(pool: &P) {
+    drop(pool.apply_async(pow, (2, 2)));
+    assert_eq!(pool.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
 }
 
 // ---- one module per pool --------------------------------------------------
@@ -472,7 +478,7 @@ macro_rules! pool_suite {
     ($module:ident, $make:expr) => {
         mod $module {
             pool_suite!(@tests $make;
-                map_keeps_input_order_for_10_000_items,
+                map_keeps_input_order_for_100_000_items,
                 map_of_nothing_is_empty,
                 map_of_an_iterator_without_a_known_length,
                 starmap_spreads_tuples_into_arguments,
@@ -497,6 +503,9 @@ macro_rules! pool_suite {
                 after_terminate_calls_are_refused,
                 a_dropped_handle_still_runs_its_task,
                 terminate_ends_an_imap_in_progress,
+                map_takes_a_closure_that_captures_nothing,
+                starmap_takes_functions_of_three_arguments,
+                a_dropped_handle_does_not_disturb_the_next_call,
             );
         }
     };
@@ -504,7 +513,7 @@ macro_rules! pool_suite {
         $(
             #[test]
             fn $test() {
-                super::within_a_minute(stringify!($test), || {
+                super::common::within(stringify!($test), std::time::Duration::from_secs(60), || {
                     let pool = $make;
                     super::$test(&pool);
                 });
@@ -582,4 +591,113 @@ fn process_pool_terminate_fails_calls_in_flight() {
 #[test]
 fn thread_pool_terminate_fails_calls_in_flight() {
     terminate_fails_calls_in_flight(&forkmap::ThreadPool::new(2).unwrap());
+}
+
+// ---- ProcessPool only (from test_map.rs and test_failures.rs) ------------
+
+#[test]
+fn a_pool_is_shared_between_threads() {
+    let pool = forkmap::ProcessPool::new(2).unwrap();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| pool.map(square, 0..1_000u64).unwrap());
+        let b = s.spawn(|| pool.starmap(pow, (0..1_000u64).map(|x| (x, 1))).unwrap());
+        assert_eq!(
+            a.join().unwrap(),
+            (0..1_000u64).map(square).collect::<Vec<_>>()
+        );
+        assert_eq!(b.join().unwrap(), (0..1_000u64).collect::<Vec<_>>());
+    });
+}
+
+/// Item 0 takes a while (longer than a worker keeps results before sending
+/// them); item 1 waits (10 s at most) for the file named by its argument,
+/// which the caller creates once it holds item 0's result.
+fn wait_for_caller(path: String, index: u64) -> bool {
+    if index == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        return true;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if std::path::Path::new(&path).exists() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn a_slow_items_result_comes_back_before_the_rest_of_its_chunk_has_run() {
+    let path = std::env::temp_dir()
+        .join(format!("forkmap-streaming-{}", std::process::id()))
+        .to_string_lossy()
+        .into_owned();
+    let _ = std::fs::remove_file(&path);
+    let pool = forkmap::ProcessPool::builder()
+        .workers(1)
+        .chunk_size(2)
+        .build()
+        .unwrap();
+    // Tiny items first, on the same worker: they teach it to look at the
+    // clock seldom, which must not hold back the slow item's result.
+    assert_eq!(pool.map(square, 0..200_000u64).unwrap().len(), 200_000);
+    let mut results = pool.imap(
+        |(path, index): (String, u64)| wait_for_caller(path, index),
+        [(path.clone(), 0), (path.clone(), 1)],
+    );
+    assert!(results.next().unwrap().unwrap());
+    std::fs::write(&path, b"").unwrap();
+    let second = results.next().unwrap().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        second,
+        "item 0's result only came with item 1's, at the chunk's end"
+    );
+}
+
+fn slow_at_0_and_2(x: u64) -> u64 {
+    if x == 0 || x == 2 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    x
+}
+
+#[test]
+fn a_chunk_does_not_wait_behind_a_slow_item_while_a_worker_is_idle() {
+    let pool = forkmap::ProcessPool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    // Items 0 and 2 are slow. Item 2 must go to the worker that ran item 1,
+    // not wait behind item 0 on the other worker.
+    let pids: Vec<(u64, u32)> = pool
+        .map(|x: u64| (slow_at_0_and_2(x), std::process::id()), 0..4u64)
+        .unwrap();
+    assert_eq!(
+        pids.iter().map(|&(x, _)| x).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_ne!(
+        pids[0].1, pids[2].1,
+        "item 2 waited behind item 0 on the same worker"
+    );
+}
+
+/// Runs a pool of its own inside the worker.
+fn nested(x: u64) -> u64 {
+    let threads = forkmap::ThreadPool::new(2).unwrap();
+    let processes = forkmap::ProcessPool::new(2).unwrap();
+    threads.map(|y: u64| y + 1, [x]).unwrap()[0] + processes.apply(|y: u64| y * 10, (x,)).unwrap()
+}
+
+#[test]
+fn a_task_can_run_pools_of_its_own() {
+    let pool = forkmap::ProcessPool::new(2).unwrap();
+    let results = pool
+        .with_timeout(std::time::Duration::from_secs(20))
+        .map(nested, 0..3u64)
+        .unwrap();
+    assert_eq!(results, [1, 12, 23]);
 }

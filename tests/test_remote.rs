@@ -596,6 +596,12 @@ fn call_runs_locally_what_the_pool_runs() {
     // `into_closure` gives a plain closure.
     let squares: Vec<u64> = (0..5).map(power(2).into_closure()).collect();
     assert_eq!(squares, [0, 1, 4, 9, 16]);
+    let pad = repeat(1).into_closure();
+    assert_eq!(
+        pad(2, 0),
+        [1, 1, 0],
+        "a closure of two arguments, run locally"
+    );
     let mut counting = counter(10).into_closure();
     assert_eq!([counting(0).1, counting(0).1], [11, 12]);
 }

@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests: one scan of the process table
+//! and one hang guard.
+
+// Each test binary compiles this module and uses only some of it; without
+// this, clippy's `-D warnings` over `--all-targets` fails on the rest.
+#![allow(dead_code)]
+
+use std::fs;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+/// One process, as `/proc/<pid>/stat` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Process {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
+    /// The state letter: `R`, `S`, `Z`, ...
+    pub(crate) state: char,
+    /// When it started, in clock ticks since boot: tells a reused pid apart.
+    pub(crate) started: u64,
+}
+
+/// Process `pid`, or `None` once it is gone.
+pub(crate) fn process(pid: u32) -> Option<Process> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which is in parentheses and may itself hold
+    // spaces: state, ppid, then 17 more fields before the start time.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    Some(Process {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        started: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process in the process table.
+pub(crate) fn process_table() -> Vec<Process> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(process)
+        .collect()
+}
+
+/// The processes whose parent is `parent`, zombies included.
+pub(crate) fn children_of(parent: u32) -> Vec<Process> {
+    process_table()
+        .into_iter()
+        .filter(|p| p.ppid == parent)
+        .collect()
+}
+
+/// The children of this process, zombies included.
+pub(crate) fn children() -> Vec<Process> {
+    children_of(std::process::id())
+}
+
+/// The pids of this process's children, zombies included.
+pub(crate) fn child_pids() -> Vec<u32> {
+    children().into_iter().map(|p| p.pid).collect()
+}
+
+/// Every process below `root`, found by following parent pids down from it.
+pub(crate) fn descendants(root: u32) -> Vec<Process> {
+    let table = process_table();
+    let mut below = Vec::new();
+    let mut parents = vec![root];
+    while let Some(parent) = parents.pop() {
+        for p in table.iter().filter(|p| p.ppid == parent) {
+            below.push(*p);
+            parents.push(p.pid);
+        }
+    }
+    below
+}
+
+/// How many descriptors this process has open.
+pub(crate) fn open_descriptors() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A `kB` line of `/proc/self/status`, such as `VmRSS` or `VmHWM`, in KiB.
+pub(crate) fn status_kib(field: &str) -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let prefix = format!("{field}:");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("/proc/self/status has no {field} line"));
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable {line:?}"))
+}
+
+/// This process's resident memory (`VmRSS`), in KiB.
+pub(crate) fn resident_kib() -> u64 {
+    status_kib("VmRSS")
+}
+
+/// The hang guard: runs `body` on a thread of its own and returns what it
+/// returns, passes its panic on, and fails with a message naming `what` if
+/// it has not ended within `limit`, so that a hang is a failure, not a stuck
+/// run.
+pub(crate) fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, finished) = mpsc::channel();
+    let runner = thread::spawn(move || {
+        let _ = done.send(body());
+    });
+    match finished.recv_timeout(limit) {
+        Ok(value) => {
+            runner.join().unwrap();
+            value
+        }
+        // `body` panicked: pass its panic on.
+        Err(RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(runner.join().unwrap_err())
+        }
+        Err(RecvTimeoutError::Timeout) => panic!("{what}: not finished after {limit:?}: it hangs"),
+    }
+}
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Held by a test for its whole run, so that tests that count this
+/// process's children take turns and never see each other's workers.
+pub(crate) fn alone() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
