@@ -45,12 +45,14 @@ compile_error!(
 mod api;
 mod backend;
 mod call;
+mod dispatch;
 mod error;
 #[allow(unsafe_code)] // the one module that may: see its docs
 mod platform;
 mod protocol;
 #[cfg(test)]
 mod test_rng;
+mod unwind;
 mod worker;
 
 pub use api::builder::Builder;

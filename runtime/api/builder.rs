@@ -5,9 +5,9 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::engine::Engine;
+use crate::api::engine::{CallOptions, Engine, Kind};
 use crate::api::init;
-use crate::backend::{Crew, Dispatcher, Kind};
+use crate::dispatch::scheduler::WorkerOptions;
 use crate::error::Error;
 use crate::protocol::frame::{self, ToWorker};
 use crate::protocol::task::Task;
@@ -139,20 +139,18 @@ impl<P> Builder<P> {
             return Err(Error::Config("a timeout must be longer than zero"));
         }
         let init = self.init.transpose()?.map(Arc::new);
-        let crew = Crew {
-            kind,
-            workers,
+        let options = WorkerOptions {
+            count: workers,
             max_tasks: self.max_tasks.map(|max| max as u64),
             init,
             memory_limit: self.memory_limit,
         };
-        Ok(Engine::workers(
-            Dispatcher::start(crew)?,
-            workers,
-            self.chunk_size,
-            self.max_tasks,
-            self.timeout,
-        ))
+        let calls = CallOptions {
+            chunk_size: self.chunk_size,
+            max_tasks: self.max_tasks,
+            timeout: self.timeout,
+        };
+        Engine::start(kind, options, calls)
     }
 }
 

@@ -1,80 +1,76 @@
-//! What the three pools share: where a call's chunks run, how they are
-//! sized, and whether the pool still takes calls.
+//! What the three pools share: the one place where a pool's kind of worker
+//! is chosen, how a call's chunks are sized, and whether the pool still
+//! takes calls.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backend::Dispatcher;
+use crate::backend::process::ProcessBackend;
+use crate::backend::serial::SerialBackend;
+use crate::backend::thread::ThreadBackend;
 use crate::call::chunk::ChunkPlan;
-use crate::call::{Runner, Running};
+use crate::call::Running;
+use crate::dispatch::scheduler::WorkerOptions;
+use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::protocol::task::Task;
 
-/// The part of a pool that every call goes through.
-#[derive(Debug)]
-pub struct Engine {
-    place: Place,
-    workers: usize,
-    chunk_size: Option<usize>,
-    max_tasks: Option<usize>,
+/// The kinds of worker a pool can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Forked processes: [`ProcessPool`](crate::ProcessPool).
+    Process,
+    /// Threads of this process: [`ThreadPool`](crate::ThreadPool).
+    Thread,
+    /// The caller itself: [`SerialPool`](crate::SerialPool).
+    Serial,
+}
+
+/// How a call is cut into chunks and how long its items may run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CallOptions {
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) max_tasks: Option<usize>,
     /// The longest an item may run, unless a call says otherwise.
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The part of a pool that every call goes through.
+pub struct Engine {
+    dispatcher: Dispatcher,
+    workers: usize,
+    calls: CallOptions,
     closed: AtomicBool,
-    /// Set by `terminate`; serial calls in progress watch it.
-    terminated: Arc<AtomicBool>,
-}
-
-/// Where chunks run.
-enum Place {
-    /// On the workers of a dispatcher.
-    Workers(Dispatcher),
-    /// In the caller's thread.
-    Here,
-}
-
-impl std::fmt::Debug for Place {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Place::Workers(_) => "Workers",
-            Place::Here => "Here",
-        })
-    }
 }
 
 impl Engine {
-    /// An engine whose chunks run on `dispatcher`'s `workers` workers.
-    pub(crate) fn workers(
-        dispatcher: Dispatcher,
-        workers: usize,
-        chunk_size: Option<usize>,
-        max_tasks: Option<usize>,
-        timeout: Option<Duration>,
-    ) -> Self {
-        Engine {
-            place: Place::Workers(dispatcher),
-            workers,
-            chunk_size,
-            max_tasks,
-            timeout,
+    /// Starts a pool of `kind`: its workers and what drives them.
+    pub(crate) fn start(
+        kind: Kind,
+        workers: WorkerOptions,
+        calls: CallOptions,
+    ) -> Result<Self, Error> {
+        let count = workers.count;
+        let dispatcher = match kind {
+            Kind::Process => Dispatcher::threaded(
+                |options| {
+                    Ok(Box::new(ProcessBackend::new(
+                        options.memory_limit.is_some(),
+                    )?))
+                },
+                workers,
+            )?,
+            Kind::Thread => Dispatcher::threaded(|_| Ok(Box::new(ThreadBackend::new()?)), workers)?,
+            Kind::Serial => Dispatcher::inline(|_| Ok(Box::new(SerialBackend::new()))),
+        };
+        Ok(Engine {
+            dispatcher,
+            workers: count,
+            calls,
             closed: AtomicBool::new(false),
-            terminated: Arc::default(),
-        }
-    }
-
-    /// An engine that runs every chunk in the caller's thread.
-    pub(crate) fn here() -> Self {
-        Engine {
-            place: Place::Here,
-            workers: 1,
-            chunk_size: None,
-            max_tasks: None,
-            timeout: None,
-            closed: AtomicBool::new(false),
-            terminated: Arc::default(),
-        }
+        })
     }
 
     pub(crate) fn worker_count(&self) -> usize {
@@ -83,12 +79,12 @@ impl Engine {
 
     /// The longest an item may run, unless a call says otherwise.
     pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.calls.timeout
     }
 
     /// Starts a call of `task` over `items`, each item killed after
     /// `timeout`.
-    pub(crate) fn start<'a, F, Args, I>(
+    pub(crate) fn start_call<'a, F, Args, I>(
         &self,
         task: &F,
         items: I,
@@ -102,23 +98,22 @@ impl Engine {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let mut plan = match self.chunk_size {
+        let mut plan = match self.calls.chunk_size {
             Some(size) => ChunkPlan::fixed(size),
             None => ChunkPlan::new(self.workers, items.size_hint()),
         };
-        if let Some(max) = self.max_tasks {
+        if let Some(max) = self.calls.max_tasks {
             plan = plan.at_most(max);
         }
-        let (runner, window) = match &self.place {
-            // Enough chunks out that no worker waits on the caller: each
-            // holds two, and one more per worker is on its way.
-            Place::Workers(dispatcher) => (
-                Runner::Pool(Arc::clone(dispatcher.link())),
-                3 * self.workers,
-            ),
-            Place::Here => (Runner::Here(Arc::clone(&self.terminated)), 1),
+        let route = self.dispatcher.route()?;
+        // Enough chunks out that no worker waits on the caller: each holds
+        // two, and one more per worker is on its way. A call whose worker is
+        // the caller runs each chunk as it sends it.
+        let window = match route.link() {
+            Some(_) => 3 * self.workers,
+            None => 1,
         };
-        Running::start(runner, plan, window, timeout, task, items)
+        Running::start(route, plan, window, timeout, task, items)
     }
 
     /// Refuses calls from now on.
@@ -129,17 +124,20 @@ impl Engine {
     /// Closes, lets the work handed over finish, and ends the workers.
     pub(crate) fn join(&self) {
         self.close();
-        if let Place::Workers(dispatcher) = &self.place {
-            dispatcher.drain();
-        }
+        self.dispatcher.drain();
     }
 
     /// Closes and ends the workers now.
     pub(crate) fn terminate(&self) {
         self.close();
-        self.terminated.store(true, Ordering::Release);
-        if let Place::Workers(dispatcher) = &self.place {
-            dispatcher.shut();
-        }
+        self.dispatcher.shut();
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
     }
 }

@@ -98,7 +98,7 @@ pub trait Pool: Sealed {
         Args: Serialize,
     {
         self.engine()
-            .start(&f, items.into_iter(), self.timeout())?
+            .start_call(&f, items.into_iter(), self.timeout())?
             .collect()
     }
 
@@ -127,10 +127,11 @@ pub trait Pool: Sealed {
         I::IntoIter: 'a,
         A: Serialize + 'a,
     {
-        Imap::new(
-            self.engine()
-                .start(&f, items.into_iter().map(|item| (item,)), self.timeout()),
-        )
+        Imap::new(self.engine().start_call(
+            &f,
+            items.into_iter().map(|item| (item,)),
+            self.timeout(),
+        ))
     }
 
     /// Like [`imap`](Pool::imap), but hands each result out as soon as it
@@ -154,7 +155,7 @@ pub trait Pool: Sealed {
         I::IntoIter: 'a,
         A: Serialize + 'a,
     {
-        ImapUnordered::new(self.engine().start(
+        ImapUnordered::new(self.engine().start_call(
             &f,
             items.into_iter().map(|item| (item,)),
             self.timeout(),
@@ -202,7 +203,9 @@ pub trait Pool: Sealed {
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        let started = self.engine().start(&f, items.into_iter(), self.timeout());
+        let started = self
+            .engine()
+            .start_call(&f, items.into_iter(), self.timeout());
         AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
     }
 
@@ -251,7 +254,7 @@ pub trait Pool: Sealed {
     {
         let started = self
             .engine()
-            .start(&f, std::iter::once(args), self.timeout());
+            .start_call(&f, std::iter::once(args), self.timeout());
         AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
     }
 

@@ -1,7 +1,8 @@
 //! The pool that runs everything in the caller.
 
-use crate::api::engine::Engine;
+use crate::api::engine::{CallOptions, Engine, Kind};
 use crate::api::pool::{engine_pool, inherent_calls};
+use crate::dispatch::scheduler::WorkerOptions;
 
 /// A pool without workers: every call runs in the calling thread, one item
 /// after the other, through the same encoding as the other pools.
@@ -25,9 +26,15 @@ pub struct SerialPool {
 impl SerialPool {
     /// A serial pool.
     pub fn new() -> Self {
-        SerialPool {
-            engine: Engine::here(),
-        }
+        let workers = WorkerOptions {
+            count: 1,
+            max_tasks: None,
+            init: None,
+            memory_limit: None,
+        };
+        let engine = Engine::start(Kind::Serial, workers, CallOptions::default())
+            .expect("a serial pool starts nothing that can fail");
+        SerialPool { engine }
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) use process::{in_worker, WorkerBody};
 pub(crate) use shared::SharedBoard;
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -34,37 +34,42 @@ fn ours() -> MutexGuard<'static, Vec<RawFd>> {
     OURS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A socket that belongs to a pool, closed in every worker forked after it.
+/// A descriptor that belongs to a pool (a socket, a pidfd), closed in
+/// every worker forked after it.
 #[derive(Debug)]
-pub(crate) struct Private {
-    stream: Option<UnixStream>,
+pub(crate) struct Private<T: AsRawFd = UnixStream> {
+    inner: Option<T>,
+}
+
+impl<T: AsRawFd> Private<T> {
+    /// Registers a descriptor; call with [`OURS`] locked.
+    fn register(ours: &mut Vec<RawFd>, inner: T) -> Self {
+        ours.push(inner.as_raw_fd());
+        Private { inner: Some(inner) }
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        self.inner
+            .as_ref()
+            .expect("a Private holds its descriptor until dropped")
+    }
 }
 
 impl Private {
-    /// Registers a socket; call with [`OURS`] locked.
-    fn register(ours: &mut Vec<RawFd>, stream: UnixStream) -> Self {
-        ours.push(stream.as_raw_fd());
-        Private {
-            stream: Some(stream),
-        }
-    }
-
     pub(crate) fn stream(&self) -> &UnixStream {
-        self.stream
-            .as_ref()
-            .expect("a Private holds its stream until dropped")
+        self.get()
     }
 }
 
-impl Drop for Private {
+impl<T: AsRawFd> Drop for Private<T> {
     fn drop(&mut self) {
         // Unregister and close under the lock, so that no fork in between
         // copies a descriptor that its child would then not close.
         let mut ours = ours();
-        if let Some(stream) = self.stream.take() {
-            let fd = stream.as_raw_fd();
+        if let Some(inner) = self.inner.take() {
+            let fd = inner.as_raw_fd();
             ours.retain(|&other| other != fd);
-            drop(stream);
+            drop(inner);
         }
     }
 }
@@ -87,18 +92,39 @@ pub(crate) fn private_pair() -> io::Result<(Private, Private)> {
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: Pid,
+    /// The worker's pidfd.
+    exit: Private<OwnedFd>,
     /// Forked by the fork server, which alone can reap it.
     by_server: bool,
     reaped: bool,
 }
 
 impl Child {
-    fn new(pid: Pid, by_server: bool) -> Self {
-        Child {
+    /// The worker `pid`, with its pidfd registered in `ours` (locked by
+    /// the caller). If no pidfd can be had, the worker is killed and reaped.
+    fn new(ours: &mut Vec<RawFd>, pid: Pid, by_server: bool) -> io::Result<Self> {
+        let exit = match process::pidfd_open(pid) {
+            Ok(exit) => Private::register(ours, exit),
+            Err(e) => {
+                let _ = signal::kill(pid, Signal::SIGKILL);
+                match by_server {
+                    true => server::reap(pid, true),
+                    false => process::reap(pid, true),
+                };
+                return Err(e);
+            }
+        };
+        Ok(Child {
             pid,
+            exit,
             by_server,
             reaped: false,
-        }
+        })
+    }
+
+    /// A descriptor that polls readable once the worker has ended.
+    pub(crate) fn exit_fd(&self) -> BorrowedFd<'_> {
+        self.exit.get().as_fd()
     }
 
     /// Waits for the worker, whose channel has closed, and says how it
@@ -154,9 +180,10 @@ pub(crate) struct Spawned {
 /// the pool's whole life.
 pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
     if let Some((pid, channel, board)) = server::spawn() {
+        let mut ours = ours();
         return Ok(Spawned {
-            child: Child::new(pid, true),
-            channel: Private::register(&mut ours(), channel),
+            child: Child::new(&mut ours, pid, true)?,
+            channel: Private::register(&mut ours, channel),
             board,
         });
     }
@@ -166,9 +193,10 @@ pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
     // is held across the fork, so that no other thread opens or closes one
     // in between, and released in the worker.
     let inherited: Vec<RawFd> = ours.clone();
-    let (pid, channel, mut ours) = process::fork_worker(&inherited, &board, body, ours)?;
+    let (pid, channel, ours) = process::fork_worker(&inherited, &board, body, Some(ours))?;
+    let mut ours = ours.expect("fork_worker gives the list back");
     Ok(Spawned {
-        child: Child::new(pid, false),
+        child: Child::new(&mut ours, pid, false)?,
         channel: Private::register(&mut ours, channel),
         board,
     })

@@ -3,9 +3,10 @@
 //! thread, and forking from the fork server.
 
 use std::io::{self, Write};
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,9 @@ use nix::unistd::{self, ForkResult, Pid};
 
 use super::Death;
 use crate::platform::board::Board;
+
+/// The locked list of a process's pool descriptors (`platform::OURS`).
+pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
 
 /// What a worker runs: it serves its end of the channel and returns the
 /// process's exit code.
@@ -31,20 +35,21 @@ pub(crate) fn in_worker() -> bool {
 
 /// Forks a worker that runs `body` on its end of a new channel, posting on
 /// `board`, then exits with the code `body` returns. The worker first closes
-/// the descriptors in `close`, which are not its own, and drops `held`: a
-/// lock guard the caller holds across the fork, which the worker would
-/// otherwise keep locked for good (its copy of the lock is the caller's, in
-/// the state it had). Returns its pid, the parent's end of the channel,
-/// which is non-blocking, and `held` back.
+/// the descriptors in `close`, which are not its own, and, when `held` is
+/// given, empties and drops it: the list of the forking process's pool
+/// descriptors (all among `close`), which the caller holds locked across
+/// the fork and which the worker would otherwise keep locked for good (its
+/// copy of the lock is the caller's, in the state it had). Returns its pid,
+/// the parent's end of the channel, which is non-blocking, and `held` back.
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from a thread that lives as long as the worker should.
-pub(super) fn fork_worker<G>(
+pub(super) fn fork_worker(
     close: &[RawFd],
     board: &Board,
     body: WorkerBody,
-    held: G,
-) -> io::Result<(Pid, UnixStream, G)> {
+    held: Option<Ours>,
+) -> io::Result<(Pid, UnixStream, Option<Ours>)> {
     let (parent_end, child_end) = UnixStream::pair()?;
     parent_end.set_nonblocking(true)?;
     flush_standard_streams();
@@ -62,7 +67,11 @@ pub(super) fn fork_worker<G>(
     // threads. The hazard without it is documented on `forkmap::init`.
     match unsafe { unistd::fork() }? {
         ForkResult::Child => {
-            drop(held);
+            // The worker closes these below: a pool it starts itself must
+            // not take their numbers, reused, for its own.
+            if let Some(mut ours) = held {
+                ours.clear();
+            }
             worker_main(parent, close, parent_end, child_end, board, body)
         }
         ForkResult::Parent { child } => {
@@ -138,6 +147,21 @@ pub(super) fn reap(pid: Pid, kill: bool) -> Death {
             status => return death(status),
         }
     }
+}
+
+/// A pidfd of process `pid`: it polls readable once the process has ended.
+/// Unlike a channel's end-of-file, nothing the process left behind (a child
+/// holding the channel open) can delay it.
+pub(super) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: `pidfd_open` takes a pid and a flags word and returns a new
+    // descriptor or -1; it touches no memory of this process.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel has just made this descriptor for this process
+    // (close-on-exec, as `pidfd_open` makes them); nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 fn death(status: nix::Result<WaitStatus>) -> Death {

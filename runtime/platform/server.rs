@@ -188,7 +188,7 @@ fn serve(control: &OwnedFd, body: WorkerBody) -> ! {
 fn fork_for_parent(control: &OwnedFd, body: WorkerBody) -> io::Result<(Pid, UnixStream, OwnedFd)> {
     let (board, file) = SharedBoard::create_file()?;
     let close = [control.as_raw_fd(), file.as_raw_fd()];
-    let (pid, channel, ()) = process::fork_worker(&close, &board, body, ())?;
+    let (pid, channel, _) = process::fork_worker(&close, &board, body, None)?;
     Ok((pid, channel, file))
 }
 

@@ -2,8 +2,6 @@
 //! chunks of items, reply. Worker processes and threads run [`run`]; a
 //! serial pool feeds a [`Session`] in the caller's own thread.
 
-pub(crate) mod unwind;
-
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -13,6 +11,7 @@ use crate::platform::board::{Board, Doing, Item, INITIALIZER};
 use crate::protocol::entry;
 use crate::protocol::frame::{self, DoneFrame, FrameError, FromWorker, Refusal, ToWorker};
 use crate::protocol::job::{Job, Outcome, Progress};
+use crate::unwind;
 
 /// Where a [`Session`] sends its reply frames.
 pub(crate) type Send<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::reply::{Call, Chunk, Failure, Reply};
+use crate::dispatch::work::{Call, Chunk, Failure, Reply};
 use crate::platform::board::{Doing, INITIALIZER};
 use crate::platform::Death;
 use crate::protocol::frame::{self, ToWorker};

@@ -1,4 +1,4 @@
-//! What passes between a call and its pool's dispatcher: the call, its
+//! What passes between a call and the dispatcher: the call, its
 //! chunks of encoded items, and the replies that come back.
 
 use std::sync::atomic::AtomicBool;

@@ -1,0 +1,165 @@
+//! Forked worker processes, each behind a socket pair, posting on a board in
+//! shared memory; a process's end is seen on its pidfd.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::channel::{Channel, Doorbell, Reading};
+use crate::backend::{Backend, Ending, Event, Wake};
+use crate::platform::board::Doing;
+use crate::platform::{self, Child, SharedBoard};
+use crate::worker;
+
+/// Worker processes, forked by the fork server when it runs and by the
+/// dispatcher's thread otherwise (see `platform::spawn_worker`).
+pub(crate) struct ProcessBackend {
+    doorbell: Doorbell,
+    slots: Vec<Option<Process>>,
+    /// Read each worker's memory when it starts, for
+    /// [`memory_growth`](Backend::memory_growth).
+    watch_memory: bool,
+}
+
+struct Process {
+    child: Child,
+    channel: Channel,
+    board: SharedBoard,
+    /// Its resident memory when it started, in bytes (when watched).
+    resident_at_start: u64,
+    /// Its pidfd said it has ended; its end is reported once its channel
+    /// holds nothing more.
+    exited: bool,
+    /// Its end has been reported.
+    reported: bool,
+}
+
+impl ProcessBackend {
+    pub(crate) fn new(watch_memory: bool) -> io::Result<Self> {
+        Ok(ProcessBackend {
+            doorbell: Doorbell::new()?,
+            slots: Vec::new(),
+            watch_memory,
+        })
+    }
+
+    fn process(&self, worker: usize) -> Option<&Process> {
+        self.slots.get(worker)?.as_ref()
+    }
+}
+
+impl Backend for ProcessBackend {
+    fn start(&mut self, worker: usize) -> io::Result<()> {
+        let spawned = platform::spawn_worker(worker::run)?;
+        // Read only where a limit needs it: it costs a file read per worker.
+        let resident_at_start = match self.watch_memory {
+            true => spawned.child.resident().unwrap_or(0),
+            false => 0,
+        };
+        if self.slots.len() <= worker {
+            self.slots.resize_with(worker + 1, || None);
+        }
+        self.slots[worker] = Some(Process {
+            child: spawned.child,
+            channel: Channel::new(spawned.channel),
+            board: spawned.board,
+            resident_at_start,
+            exited: false,
+            reported: false,
+        });
+        Ok(())
+    }
+
+    fn send(&mut self, worker: usize, frame: Arc<Vec<u8>>) {
+        if let Some(Some(process)) = self.slots.get_mut(worker) {
+            process.channel.send(frame);
+        }
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) {
+        let live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].as_ref().is_some_and(|p| !p.reported))
+            .collect();
+        let ready = {
+            let mut watched = vec![(self.doorbell.fd(), false)];
+            for &i in &live {
+                let process = self.slots[i].as_ref().expect("a live slot");
+                watched.push((process.channel.fd(), process.channel.wants_to_write()));
+                watched.push((process.child.exit_fd(), false));
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match platform::poll(&watched, timeout) {
+                Ok(ready) => ready,
+                // Only an invalid argument makes poll fail; look again next time.
+                Err(_) => return,
+            }
+        };
+        if ready[0].readable {
+            self.doorbell.clear();
+        }
+        for (&i, ready) in live.iter().zip(ready[1..].chunks_exact(2)) {
+            let process = self.slots[i].as_mut().expect("a live slot");
+            let (channel, exit) = (ready[0], ready[1]);
+            if channel.writable {
+                process.channel.flush();
+            }
+            process.exited |= exit.readable;
+            if !(channel.readable || process.exited) {
+                continue;
+            }
+            let ended = match process.channel.receive(i, events) {
+                Reading::Garbled => {
+                    process.reported = true;
+                    continue;
+                }
+                Reading::Closed => true,
+                Reading::Drained => process.exited,
+                Reading::More => false,
+            };
+            if ended {
+                process.reported = true;
+                events.push(Event::Ended { worker: i });
+            }
+        }
+    }
+
+    fn doing(&self, worker: usize) -> Doing {
+        self.process(worker)
+            .map_or(Doing::Idle, |process| process.board.read())
+    }
+
+    fn kill(&mut self, worker: usize) -> bool {
+        if let Some(process) = self.process(worker) {
+            process.child.kill();
+        }
+        true
+    }
+
+    fn memory_growth(&self, worker: usize) -> Option<u64> {
+        let process = self.process(worker)?;
+        let resident = process.child.resident()?;
+        Some(resident.saturating_sub(process.resident_at_start))
+    }
+
+    fn end(&mut self, worker: usize, kill: bool) -> Ending {
+        let Some(process) = self.slots.get_mut(worker).and_then(Option::take) else {
+            return Ending {
+                death: platform::Death::Unknown,
+                doing: Doing::Idle,
+            };
+        };
+        let doing = process.board.read();
+        let Process { child, channel, .. } = process;
+        // Closing the channel first lets an idle worker see end-of-file
+        // and exit by itself.
+        drop(channel);
+        Ending {
+            death: child.reap(kill),
+            doing,
+        }
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.doorbell.waker()
+    }
+}
