@@ -1528,6 +1528,121 @@ mod tests {
         }
     }
 
+    /// Checks that this codec and postcard read the front of `input` alike:
+    /// the same value and rest, or both an error.
+    fn assert_reads_like_postcard<T>(input: &[u8]) -> Option<T>
+    where
+        T: DeserializeOwned + PartialEq + Debug,
+    {
+        match (
+            decode_prefix::<T>(input),
+            postcard::take_from_bytes::<T>(input),
+        ) {
+            (Ok(ours), Ok(theirs)) => {
+                assert_eq!(ours, theirs, "input {input:?}");
+                Some(ours.0)
+            }
+            (Err(_), Err(_)) => None,
+            (ours, theirs) => panic!("input {input:?}: ours {ours:?}, postcard {theirs:?}"),
+        }
+    }
+
+    /// Encodings of random values of the fuzzed types, for mutating.
+    fn fuzz_corpus(rng: &mut Rng) -> Vec<Vec<u8>> {
+        let mut corpus = Vec::new();
+        for _ in 0..300 {
+            corpus.push(encoded(&random_shape(rng, 3)));
+            corpus.push(encoded(&sized(rng, 64)));
+            corpus.push(encoded(&random_string(rng)));
+            let lists: Vec<Vec<u8>> = (0..rng.below(4)).map(|_| rng.bytes(6)).collect();
+            corpus.push(encoded(&lists));
+            let maybe = (rng.below(2) == 1).then(|| random_string(rng));
+            let numbers: Vec<u64> = (0..rng.below(5)).map(|_| sized(rng, 64) as u64).collect();
+            corpus.push(encoded(&(sized(rng, 32) as u32, maybe, numbers)));
+        }
+        corpus
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic_and_read_like_postcard() {
+        let mut rng = Rng::new(0xf022);
+        let corpus = fuzz_corpus(&mut rng);
+        for round in 0..500_000 {
+            let input = if round % 2 == 0 {
+                rng.bytes(48)
+            } else {
+                let original = rng.below(corpus.len());
+                rng.mutate(&corpus[original])
+            };
+            // No decoded buffer is longer than the input it came from.
+            let room = input.len();
+            assert_reads_like_postcard::<u64>(&input);
+            if let Some(s) = assert_reads_like_postcard::<String>(&input) {
+                assert!(s.capacity() <= room, "{input:?}");
+            }
+            if let Some(lists) = assert_reads_like_postcard::<Vec<Vec<u8>>>(&input) {
+                let inner: usize = lists.iter().map(Vec::capacity).sum();
+                assert!(lists.capacity() + inner <= room, "{input:?}");
+            }
+            if let Some((_, s, numbers)) =
+                assert_reads_like_postcard::<(u32, Option<String>, Vec<u64>)>(&input)
+            {
+                let text = s.map_or(0, |s| s.capacity());
+                assert!(text + numbers.capacity() <= room, "{input:?}");
+            }
+            if let Some(bytes) = assert_reads_like_postcard::<ByteBuf>(&input) {
+                assert!(bytes.capacity() <= room, "{input:?}");
+            }
+            let ours = decode_prefix::<Shape>(&input).map(|(v, rest)| (encoded(&v), rest));
+            let theirs = postcard::take_from_bytes::<Shape>(&input);
+            let theirs = theirs.map(|(v, rest)| (encoded(&v), rest));
+            assert_eq!(ours.ok(), theirs.ok(), "input {input:?}");
+        }
+    }
+
+    /// Reads a sequence or map only to report the size hint its visitor is
+    /// given.
+    struct SizeHint(Option<usize>);
+
+    impl<'de> Deserialize<'de> for SizeHint {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_seq(SizeHintVisitor)
+        }
+    }
+
+    /// The visitor of [`SizeHint`].
+    struct SizeHintVisitor;
+
+    impl<'de> Visitor<'de> for SizeHintVisitor {
+        type Value = SizeHint;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SizeHint, A::Error> {
+            Ok(SizeHint(seq.size_hint()))
+        }
+    }
+
+    #[test]
+    fn a_huge_claimed_length_is_an_error_before_anything_is_allocated() {
+        let mut huge = Vec::new();
+        put_varint(&mut huge, u64::MAX >> 1).unwrap();
+        huge.extend_from_slice(&[1, 2, 3]);
+        let error = decode::<String>(&huge).unwrap_err().to_string();
+        let missing = (u64::MAX >> 1) - 3;
+        assert_eq!(error, format!("the data ended {missing} bytes early"));
+        assert!(decode::<ByteBuf>(&huge).is_err());
+        assert!(decode::<Vec<u64>>(&huge).is_err());
+        assert!(decode::<HashMap<u8, u8>>(&huge).is_err());
+        // A visitor is never told of more elements than there are bytes left.
+        let (hint, rest) = decode_prefix::<SizeHint>(&huge).unwrap();
+        assert_eq!((hint.0, rest), (Some(3), &[1, 2, 3][..]));
+        let (hint, _) = decode_prefix::<SizeHint>(&[2, 7, 7, 7]).unwrap();
+        assert_eq!(hint.0, Some(2));
+    }
+
     #[test]
     fn varint_helpers_round_trip_and_reject_cut_short_or_over_long_input() {
         for value in unsigned_boundaries(32) {
