@@ -1060,7 +1060,7 @@ mod tests {
     use std::net::{IpAddr, Ipv6Addr, SocketAddr};
     use std::time::Duration;
 
-    use serde::de::DeserializeOwned;
+    use serde::de::{DeserializeOwned, IgnoredAny};
     use serde::ser::{SerializeStructVariant, SerializeTupleVariant};
     use serde::{Deserializer, Serialize, Serializer};
     use serde_bytes::ByteBuf;
@@ -1528,6 +1528,46 @@ mod tests {
         }
     }
 
+    /// A value whose own `Serialize` and `Deserialize` fail with a message.
+    #[derive(Debug)]
+    struct OverQuota;
+
+    impl Serialize for OverQuota {
+        fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+            Err(ser::Error::custom("disk quota"))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for OverQuota {
+        fn deserialize<D: Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+            Err(de::Error::custom("disk quota"))
+        }
+    }
+
+    #[test]
+    fn custom_messages_survive_encoding_and_decoding() {
+        let mut out = vec![9];
+        let error = encode(&(1u8, OverQuota), &mut out).unwrap_err();
+        assert_eq!(error.to_string(), "disk quota");
+        assert_eq!(out, [9], "a failed encode leaves the Vec as it was");
+        let error = decode::<(u8, OverQuota)>(&[1]).unwrap_err();
+        assert_eq!(error.to_string(), "disk quota");
+    }
+
+    #[test]
+    fn bytes_left_after_the_value_are_an_error_that_counts_them() {
+        let error = decode::<u32>(&[1, 2]).unwrap_err().to_string();
+        assert!(error.starts_with("1 byte was left unread"), "{error}");
+        assert!(
+            error.contains("Serialize and Deserialize disagree"),
+            "{error}"
+        );
+        let error = decode::<u8>(&[1, 2, 3]).unwrap_err().to_string();
+        assert!(error.starts_with("2 bytes were left unread"), "{error}");
+        assert_eq!(decode_prefix::<u32>(&[1, 2]).unwrap(), (1, &[2][..]));
+        assert_eq!(decode_prefix::<u32>(&[0xac, 0x02]).unwrap(), (300, &[][..]));
+    }
+
     /// Checks that this codec and postcard read the front of `input` alike:
     /// the same value and rest, or both an error.
     fn assert_reads_like_postcard<T>(input: &[u8]) -> Option<T>
@@ -1674,5 +1714,134 @@ mod tests {
             None,
             "6 bytes"
         );
+    }
+
+    #[test]
+    fn self_describing_types_are_refused_with_a_plain_message() {
+        let error = decode::<serde_json::Value>(&[0]).unwrap_err().to_string();
+        assert!(error.contains("not self-describing"), "{error}");
+        assert!(error.contains("serde_json::Value"), "{error}");
+        let error = decode::<IgnoredAny>(&[0]).unwrap_err().to_string();
+        assert!(error.contains("not self-describing"), "{error}");
+        assert!(postcard::from_bytes::<IgnoredAny>(&[0]).is_err());
+    }
+
+    /// The message of the error decoding `bytes` as `T`, which postcard
+    /// must refuse too.
+    fn decode_error<T: DeserializeOwned + Debug>(bytes: &[u8]) -> String {
+        assert!(postcard::from_bytes::<T>(bytes).is_err(), "{bytes:?}");
+        decode::<T>(bytes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn decode_errors_say_what_is_wrong() {
+        assert_eq!(decode_error::<bool>(&[7]), "a bool must be 0 or 1, not 7");
+        assert_eq!(
+            decode_error::<Option<u8>>(&[2]),
+            "an Option must start with 0 (None) or 1 (Some), not 2"
+        );
+        assert_eq!(decode_error::<u8>(&[]), "the data ended 1 byte early");
+        assert_eq!(
+            decode_error::<f64>(&[1, 2, 3]),
+            "the data ended 5 bytes early"
+        );
+        assert_eq!(
+            decode_error::<String>(&[4, b'a']),
+            "the data ended 3 bytes early"
+        );
+        assert_eq!(
+            decode_error::<u64>(&[0x80, 0x80]),
+            "the data ended in the middle of a varint"
+        );
+        assert_eq!(
+            decode_error::<u64>(&[0xff; 10]),
+            "a varint is longer than a u64 allows"
+        );
+        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert_eq!(
+            decode_error::<u64>(&over),
+            "a varint is longer than a u64 allows"
+        );
+        assert_eq!(
+            decode_error::<u16>(&[0xff, 0xff, 0x04]),
+            "a varint is longer than a u16 allows"
+        );
+        let error = decode_error::<String>(&[2, 0xc3, 0x28]);
+        assert!(error.starts_with("a string is not valid UTF-8"), "{error}");
+        let error = decode_error::<char>(&[2, b'a', b'b']);
+        assert!(error.starts_with("a char must be one character"), "{error}");
+        assert_eq!(
+            decode_error::<char>(&[5, 0, 0, 0, 0, 0]),
+            "a char must be 1 to 4 bytes of UTF-8, not 5"
+        );
+        let error = decode_error::<EveryVariant>(&[4]);
+        assert!(error.contains("variant index"), "{error}");
+    }
+
+    /// Serializes as a sequence that does not say its length.
+    struct Unsized;
+
+    impl Serialize for Unsized {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq((0..3u8).filter(|_| true))
+        }
+    }
+
+    #[test]
+    fn a_sequence_of_unknown_length_is_refused_with_a_plain_message() {
+        let error = encode(&Unsized, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            error.starts_with("a sequence of unknown length cannot be encoded"),
+            "{error}"
+        );
+        assert!(postcard::to_stdvec(&Unsized).is_err());
+    }
+
+    #[test]
+    fn borrowed_strings_and_bytes_point_into_the_input() {
+        let input = encoded(&("text", serde_bytes::Bytes::new(b"bytes")));
+        let (text, bytes): (&str, &[u8]) = decode(&input).unwrap();
+        assert_eq!((text, bytes), ("text", &b"bytes"[..]));
+        assert!(input.as_ptr_range().contains(&text.as_ptr()));
+        assert!(input.as_ptr_range().contains(&bytes.as_ptr()));
+    }
+
+    /// A sink with room for a fixed number of bytes, as a ring in shared
+    /// memory will be.
+    struct Bounded {
+        bytes: Vec<u8>,
+        room: usize,
+    }
+
+    impl Sink for Bounded {
+        fn put(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+            if bytes.len() > self.room - self.bytes.len() {
+                return Err(ser::Error::custom("the ring is full"));
+            }
+            self.bytes.extend_from_slice(bytes);
+            Ok(())
+        }
+
+        fn put_byte(&mut self, byte: u8) -> Result<(), CodecError> {
+            self.put(&[byte])
+        }
+    }
+
+    #[test]
+    fn a_sink_that_runs_out_of_room_stops_the_encoder_with_its_error() {
+        let value = (300u32, "hello".to_owned());
+        let postcard = postcard::to_stdvec(&value).unwrap();
+        let mut roomy = Bounded {
+            bytes: vec![],
+            room: postcard.len(),
+        };
+        encode_to(&value, &mut roomy).unwrap();
+        assert_eq!(roomy.bytes, postcard);
+        let mut cramped = Bounded {
+            bytes: vec![],
+            room: postcard.len() - 1,
+        };
+        let error = encode_to(&value, &mut cramped).unwrap_err();
+        assert_eq!(error.to_string(), "the ring is full");
     }
 }
