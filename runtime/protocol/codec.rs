@@ -634,7 +634,9 @@ impl<'de> Decoder<'de> {
     }
 
     /// [`Decoder::take_varint`] for the varints of more than one byte, and
-    /// for the ones that are not varints.
+    /// for the ones that are not varints. Inlined too: out of line, a
+    /// 4-byte varint reads half as fast.
+    #[inline]
     fn take_long_varint<const BITS: u32>(&mut self) -> Result<u64, CodecError> {
         match parse_varint::<BITS>(self.input) {
             Ok((value, taken)) => {
