@@ -105,7 +105,7 @@ pub mod __private {
     pub use crate::protocol::entry::{
         decode_setup, describe_remote, Described, EncodeError, RemoteEntry, StartFn, REMOTES,
     };
-    pub use crate::protocol::job::{job, Job, Progress, Undecodable};
+    pub use crate::protocol::job::{job, Job};
 
     /// A type that can travel between processes: `Serialize` and
     /// `DeserializeOwned`. `#[remote]` asserts it of every factory argument.

@@ -387,7 +387,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
         let span = Span::call_site().located_at(ty.span());
         quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
     });
-    let job = quote!(::std::boxed::Box<dyn #private::Job>);
+    let job = quote!(#private::Job);
     // Bounds under `for<'__a>` are not checked where the impl is declared
     // (trivial bounds are unstable): the impl just does not apply when they
     // fail.

@@ -9,7 +9,8 @@ use crate::api::engine::{CallOptions, Engine, Kind};
 use crate::api::init;
 use crate::dispatch::scheduler::WorkerOptions;
 use crate::error::Error;
-use crate::protocol::frame::{self, ToWorker};
+use crate::protocol::frame;
+use crate::protocol::message::ToWorker;
 use crate::protocol::task::Task;
 use crate::{ProcessPool, ThreadPool};
 

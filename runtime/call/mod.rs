@@ -19,7 +19,9 @@ use crate::call::feed::Feed;
 use crate::dispatch::work::{Call, Chunk};
 use crate::dispatch::Route;
 use crate::error::Error;
-use crate::protocol::frame::{self, ToWorker};
+use crate::protocol::batch::BatchWriter;
+use crate::protocol::frame;
+use crate::protocol::message::{Failure, ToWorker};
 use crate::protocol::task::Task;
 
 pub(crate) use results::{Results, Wait};
@@ -79,7 +81,7 @@ impl<'a> Running<'a> {
             &ToWorker::Call {
                 call: id,
                 entry: described.entry,
-                timed: timeout.is_some(),
+                timeout,
             },
         );
         setup_frame.extend_from_slice(&setup);
@@ -156,19 +158,21 @@ impl Source<'_> {
                 },
             );
             let quick = self.quick.load(Ordering::Relaxed);
-            let filled = feed.fill(&mut buf, self.plan.next_size(quick));
+            let mut lengths = BatchWriter::new();
+            let filled = feed.fill(&mut buf, &mut lengths, self.plan.next_size(quick));
             if filled.exhausted {
                 self.feed = None;
             }
-            self.next_first += u64::from(filled.count);
-            if filled.count > 0 {
-                buf.extend_from_slice(&filled.count.to_le_bytes());
+            let count = lengths.count();
+            self.next_first += u64::from(count);
+            if count > 0 {
+                lengths.finish(&mut buf);
                 match frame::finish(&mut buf) {
                     Ok(()) => {
                         let chunk = Chunk {
                             call: results.id(),
                             first,
-                            count: filled.count,
+                            count,
                             frame: Arc::new(buf),
                         };
                         results.expect(&chunk);
@@ -176,15 +180,15 @@ impl Source<'_> {
                     }
                     Err(e) => results.fail_here(
                         first,
-                        filled.count,
-                        format!("could not send items {first}..: {e}"),
+                        count,
+                        Failure::Codec(format!("could not send items {first}..: {e}")),
                     ),
                 }
             }
             if let Some(reason) = filled.unencodable {
                 let index = self.next_first;
                 self.next_first += 1;
-                results.fail_here(index, 1, format!("could not encode item {index}: {reason}"));
+                results.fail_here(index, 1, Failure::Unencodable(reason));
             }
         }
     }

@@ -1,12 +1,14 @@
-//! Turning a call's replies into values and errors: one item's outcome
-//! at a time, or a whole `map`'s worth.
+//! Turning a call's replies into values and errors: one item's outcome at a
+//! time ([`Decoding`]), or a whole `map`'s worth ([`Tally`]). A value whose
+//! decoding fails, leaves bytes unread or panics is its own item's error.
 
 use serde::de::DeserializeOwned;
 
-use crate::dispatch::work::{Failure, Reply};
+use crate::dispatch::work::Reply;
 use crate::error::Error;
-use crate::protocol::frame::Refusal;
-use crate::protocol::job::{self, Outcome};
+use crate::protocol::batch::{Batch, Left, Values};
+use crate::protocol::message::{decode_outcome, Failure, Outcome, Refusal};
+use crate::unwind;
 
 /// What a `map` has got so far: the values, until an item fails, and how
 /// many items completed and failed. It takes every result, even after a
@@ -38,18 +40,43 @@ impl<O: DeserializeOwned> Tally<O> {
                 frame,
                 outcomes,
             } => {
-                // The hot loop of `map`: one outcome after the other.
-                let body = frame.body();
-                let mut at = outcomes;
-                for index in first..first + u64::from(count) {
-                    match read_outcome(body, &mut at, function, index) {
-                        Ok(value) => {
-                            self.completed += 1;
-                            if self.first.is_none() {
-                                self.values.push(value);
+                let tail = &frame.body()[outcomes..];
+                let mut values = match Batch::parse(tail) {
+                    Ok(batch) => batch.iter(),
+                    Err(reason) => {
+                        for index in first..first + u64::from(count) {
+                            self.fail(unreadable(function, index, &reason));
+                        }
+                        return Ok(());
+                    }
+                };
+                let (mut index, end) = (first, first + u64::from(count));
+                // The hot loop of `map`, under one panic guard: a panic
+                // while a value decodes fails that item, and the loop goes
+                // on after it.
+                while index < end {
+                    let ran = unwind::catch(|| {
+                        while index < end {
+                            let at = index;
+                            index += 1;
+                            let Some(bytes) = values.next() else {
+                                let reason = "the reply has fewer outcomes than items";
+                                self.fail(unreadable(function, at, reason));
+                                continue;
+                            };
+                            match read_outcome(bytes, function, at) {
+                                Ok(value) => {
+                                    self.completed += 1;
+                                    if self.first.is_none() {
+                                        self.values.push(value);
+                                    }
+                                }
+                                Err(error) => self.fail(error),
                             }
                         }
-                        Err(error) => self.fail(error),
+                    });
+                    if let Err(report) = ran {
+                        self.fail(decode_panicked(function, index - 1, &report));
                     }
                 }
             }
@@ -95,26 +122,30 @@ pub(super) fn at_index(index: u64) -> usize {
 /// A reply being handed out item by item.
 pub(super) struct Decoding {
     reply: Reply,
-    /// For a `Done` reply, where the next outcome starts in the frame body.
-    at: usize,
+    /// For a `Done` reply, the outcomes still to read; `Err` when they did
+    /// not check out, for this reason.
+    left: Result<Left, String>,
     next: u64,
     end: u64,
 }
 
 impl Decoding {
     pub(super) fn new(reply: Reply) -> Self {
-        let (first, count, at) = match &reply {
+        let (first, count, left) = match &reply {
             Reply::Done {
                 first,
                 count,
+                frame,
                 outcomes,
-                ..
-            } => (*first, *count, *outcomes),
-            Reply::Failed { first, count, .. } => (*first, *count, 0),
+            } => {
+                let left = Batch::parse(&frame.body()[*outcomes..]).map(|b| b.iter().left());
+                (*first, *count, left)
+            }
+            Reply::Failed { first, count, .. } => (*first, *count, Ok(Values::empty().left())),
         };
         Decoding {
             reply,
-            at,
+            left,
             next: first,
             end: first + u64::from(count),
         }
@@ -130,50 +161,92 @@ impl Decoding {
         }
         let index = self.next;
         self.next += 1;
-        let result = match &self.reply {
-            Reply::Done { frame, .. } => read_outcome(frame.body(), &mut self.at, function, index),
-            Reply::Failed { failure, .. } => Err(failure_error(failure, function, at_index(index))),
+        let result = match (&self.reply, &mut self.left) {
+            (Reply::Done { .. }, Err(reason)) => Err(unreadable(function, index, reason)),
+            (
+                Reply::Done {
+                    frame, outcomes, ..
+                },
+                Ok(left),
+            ) => {
+                let mut values = Values::resume(&frame.body()[*outcomes..], *left);
+                let bytes = values.next();
+                *left = values.left();
+                match bytes {
+                    Some(bytes) => unwind::catch(|| read_outcome(bytes, function, index))
+                        .unwrap_or_else(|report| Err(decode_panicked(function, index, &report))),
+                    None => Err(unreadable(
+                        function,
+                        index,
+                        "the reply has fewer outcomes than items",
+                    )),
+                }
+            }
+            (Reply::Failed { failure, .. }, _) => {
+                Err(failure_error(failure, function, at_index(index)))
+            }
         };
         Some((index, result))
     }
 }
 
-/// Reads the outcome of item `index` at `at` in a reply's body, and moves
-/// `at` past it. When it does not decode, `at` moves to the end: the rest of
-/// the reply cannot be read either.
-fn read_outcome<O: DeserializeOwned>(
-    body: &[u8],
-    at: &mut usize,
-    function: &str,
-    index: u64,
-) -> Result<O, Error> {
-    match job::decode_outcome::<O>(&body[*at..]) {
-        Ok((outcome, rest)) => {
-            *at = body.len() - rest.len();
-            match outcome {
-                Outcome::Done(value) => Ok(value),
-                Outcome::Panicked(panic) => Err(Error::Panic {
-                    function: function.to_owned(),
-                    index: at_index(index),
-                    panic,
-                }),
-                Outcome::Unencodable(reason) => Err(Error::Codec {
-                    function: function.to_owned(),
-                    index: Some(at_index(index)),
-                    what: format!("encode the result of item {index}"),
-                    reason,
-                }),
-            }
-        }
-        Err(e) => {
-            *at = body.len();
-            Err(Error::Codec {
-                function: function.to_owned(),
-                index: Some(at_index(index)),
-                what: format!("decode the result of item {index}"),
-                reason: e.to_string(),
-            })
-        }
+/// Reads the outcome of item `index`, which takes the whole of `bytes`.
+fn read_outcome<O: DeserializeOwned>(bytes: &[u8], function: &str, index: u64) -> Result<O, Error> {
+    let codec_error = |what: String, reason: String| Error::Codec {
+        function: function.to_owned(),
+        index: Some(at_index(index)),
+        what,
+        reason,
+    };
+    match decode_outcome::<O>(bytes) {
+        Ok(Outcome::Done(value)) => Ok(value),
+        Ok(Outcome::Panicked {
+            report,
+            decoding: false,
+        }) => Err(Error::Panic {
+            function: function.to_owned(),
+            index: at_index(index),
+            panic: report,
+        }),
+        Ok(Outcome::Panicked {
+            report,
+            decoding: true,
+        }) => Err(codec_error(
+            format!("decode the arguments of item {index}"),
+            format!("their Deserialize panicked at {report}"),
+        )),
+        Ok(Outcome::Unencodable(reason)) => Err(codec_error(
+            format!("encode the result of item {index}"),
+            reason,
+        )),
+        Ok(Outcome::Undecodable(reason)) => Err(codec_error(
+            format!("decode the arguments of item {index}"),
+            reason,
+        )),
+        Err(e) => Err(codec_error(
+            format!("decode the result of item {index}"),
+            e.to_string(),
+        )),
+    }
+}
+
+/// The error of an item whose result's `Deserialize` panicked here.
+fn decode_panicked(function: &str, index: u64, report: &crate::error::PanicReport) -> Error {
+    Error::Codec {
+        function: function.to_owned(),
+        index: Some(at_index(index)),
+        what: format!("decode the result of item {index}"),
+        reason: format!("its Deserialize panicked at {report}"),
+    }
+}
+
+/// The error of an item whose reply did not check out.
+fn unreadable(function: &str, index: u64, reason: &str) -> Error {
+    Error::Codec {
+        function: function.to_owned(),
+        index: Some(at_index(index)),
+        what: format!("read the reply of item {index}"),
+        reason: reason.to_owned(),
     }
 }
 
@@ -214,18 +287,18 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             index,
             reason: reason.clone(),
         },
-        Failure::Refused(Refusal::Undecodable(reason)) => Error::Codec {
-            function,
-            index: Some(index),
-            what: format!("decode the arguments of item {index}"),
-            reason: reason.clone(),
-        },
         Failure::Refused(Refusal::Initializer(reason)) => Error::Setup {
             function,
             index,
             reason: format!("the pool's initializer failed in this worker: {reason}"),
         },
         Failure::Spawn(reason) => Error::Spawn(std::io::Error::other(reason.clone())),
+        Failure::Unencodable(reason) => Error::Codec {
+            function,
+            index: Some(index),
+            what: format!("encode the arguments of item {index}"),
+            reason: reason.clone(),
+        },
         Failure::Codec(reason) => Error::Codec {
             function,
             index: Some(index),

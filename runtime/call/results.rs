@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 
 use crate::call::outcome::{at_index, Decoding, Tally};
 use crate::call::Source;
-use crate::dispatch::work::{Chunk, Failure, Reply, WakerSlot};
+use crate::dispatch::work::{Chunk, Reply, WakerSlot};
 use crate::dispatch::Link;
 use crate::error::Error;
+use crate::protocol::message::Failure;
 
 /// The results of one call as they come back, decoded on demand.
 pub(crate) struct Results {
@@ -287,8 +288,7 @@ impl Results {
     }
 
     /// Records items that failed without a worker's reply.
-    pub(super) fn fail_here(&mut self, first: u64, count: u32, reason: String) {
-        let failure = Failure::Codec(reason);
+    pub(super) fn fail_here(&mut self, first: u64, count: u32, failure: Failure) {
         self.arrived.insert(
             first,
             Reply::Failed {

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::dispatch::work::{Call, Chunk, Failure, Reply};
+use crate::dispatch::work::{Call, Chunk, Reply};
 use crate::platform::board::{Doing, INITIALIZER};
 use crate::platform::Death;
-use crate::protocol::frame::{self, ToWorker};
+use crate::protocol::batch::Batch;
+use crate::protocol::frame;
+use crate::protocol::message::{Failure, ToWorker};
 
 /// A chunk a worker holds.
 pub(super) struct Held {
@@ -14,17 +16,9 @@ pub(super) struct Held {
     pub(super) chunk: Chunk,
     /// How many of its items have been replied to.
     pub(super) done: u32,
-    /// Where the arguments of the first item not replied to start, among
-    /// the chunk's encoded items.
-    pub(super) upto: usize,
 }
 
 impl Held {
-    /// Where the chunk's encoded items are in its frame.
-    fn items(&self) -> &[u8] {
-        chunk_items(&self.chunk.frame)
-    }
-
     /// The index of the first item not replied to, and the end of the chunk.
     fn rest(&self) -> (u64, u64) {
         let first = self.chunk.first;
@@ -65,16 +59,15 @@ impl Held {
         again: &mut Vec<Chunk>,
     ) -> Vec<Reply> {
         let (first, end) = self.rest();
-        let items = self.items().len();
         let mut failed = Vec::new();
-        let mut rerun = |from: u64, to: u64, bytes: std::ops::Range<usize>| {
+        let mut rerun = |from: u64, to: u64| {
             if from < to {
-                match self.part(from, to, bytes) {
+                match self.part(from, to) {
                     Some(chunk) => again.push(chunk),
                     None => failed.push(Reply::Failed {
                         first: from,
                         count: (to - from) as u32,
-                        failure: Failure::Codec("the worker's progress did not check out".into()),
+                        failure: Failure::Codec("the chunk could not be cut to run again".into()),
                     }),
                 }
             }
@@ -88,8 +81,8 @@ impl Held {
             (Doing::Running(item), Some(failure))
                 if item.call == self.call.id && (first..end).contains(&item.index) =>
             {
-                rerun(first, item.index, self.upto..item.start as usize);
-                rerun(item.index + 1, end, item.end as usize..items);
+                rerun(first, item.index);
+                rerun(item.index + 1, end);
                 failed.push(Reply::Failed {
                     first: item.index,
                     count: 1,
@@ -110,28 +103,26 @@ impl Held {
             (_, Some(failure @ Failure::Died(_))) if !replied => {
                 failed.push(self.fail_rest(failure));
             }
-            _ => rerun(first, end, self.upto..items),
+            _ => rerun(first, end),
         }
         failed
     }
 
-    /// A chunk of the items `from..to` of this one (absolute indices), whose
-    /// arguments are at `bytes` among its encoded items.
-    fn part(&self, from: u64, to: u64, bytes: std::ops::Range<usize>) -> Option<Chunk> {
-        let mut buf = Vec::with_capacity(bytes.len() + 32);
-        frame::begin(
-            &mut buf,
-            &ToWorker::Chunk {
-                call: self.chunk.call,
-                first: from,
-            },
-        );
-        buf.extend_from_slice(self.items().get(bytes)?);
+    /// A chunk of the items `from..to` of this one (absolute indices).
+    fn part(&self, from: u64, to: u64) -> Option<Chunk> {
+        let (header, tail) = frame::split::<ToWorker<'_>>(&self.chunk.frame[4..]).ok()?;
+        let ToWorker::Chunk { call, first } = header else {
+            return None;
+        };
+        let items = Batch::parse(tail).ok()?;
         let count = u32::try_from(to - from).ok()?;
-        buf.extend_from_slice(&count.to_le_bytes());
+        let mut buf = Vec::with_capacity(self.chunk.frame.len());
+        frame::begin(&mut buf, &ToWorker::Chunk { call, first: from });
+        let skip = u32::try_from(from.checked_sub(first)?).ok()?;
+        items.copy_range(skip, skip + count, &mut buf);
         frame::finish(&mut buf).ok()?;
         Some(Chunk {
-            call: self.chunk.call,
+            call,
             first: from,
             count,
             frame: Arc::new(buf),
@@ -147,12 +138,4 @@ pub(super) enum Cause {
     /// The dispatcher killed it while it was `doing` something, because
     /// that went past a limit: the failure to charge it with.
     Killed { doing: Doing, why: Failure },
-}
-
-/// The encoded items of a chunk frame: after its header, before its count.
-fn chunk_items(frame: &[u8]) -> &[u8] {
-    match frame::split::<ToWorker<'_>>(&frame[4..]) {
-        Ok((_, tail)) => &tail[..tail.len().saturating_sub(4)],
-        Err(_) => &[],
-    }
 }

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use crate::backend::{Backend, Event};
 use crate::dispatch::held::Cause;
 use crate::dispatch::slot::Slot;
-use crate::dispatch::work::{Call, Chunk, Failure, Reply};
+use crate::dispatch::work::{Call, Chunk, Reply};
 use crate::dispatch::NewBackend;
 use crate::platform::board::{Doing, INITIALIZER};
+use crate::protocol::message::Failure;
 
 /// What the workers of a pool run with.
 #[derive(Debug, Clone)]

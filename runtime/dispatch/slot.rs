@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dispatch::held::{Cause, Held};
-use crate::dispatch::work::{Call, Chunk, Failure, Reply};
-use crate::protocol::frame::{Received, Refusal};
+use crate::dispatch::work::{Call, Chunk, Reply};
+use crate::protocol::frame::Received;
+use crate::protocol::message::{Failure, Refusal};
 
 /// A chunk that ran for less than this is quick: its worker may hold the
 /// call's next chunk behind the one it runs, so that it never waits on the
@@ -124,7 +125,6 @@ impl Slot {
             call,
             chunk,
             done: 0,
-            upto: 0,
         });
         frames
     }
@@ -139,7 +139,7 @@ impl Slot {
     pub(super) fn settle(&mut self, frame: Received) -> Result<(), String> {
         self.replied = true;
         let held = self.held.front_mut().ok_or("a reply came for no chunk")?;
-        let (call, reply, upto) = Reply::from_frame(frame)?;
+        let (call, reply) = Reply::from_frame(frame)?;
         let expected = held.chunk.first + u64::from(held.done);
         let left = held.chunk.count - held.done;
         if (call, reply.first()) != (held.call.id, expected) || reply.count() > left {
@@ -152,9 +152,6 @@ impl Slot {
             ));
         }
         held.done += reply.count();
-        if let Some(upto) = upto {
-            held.upto = upto as usize;
-        }
         let setup_refused = matches!(
             reply,
             Reply::Failed {
@@ -166,8 +163,7 @@ impl Slot {
         );
         if setup_refused && self.loaded == Some(call) {
             // A refused setup is remembered by the worker; send it again
-            // next time in case the refusal was transient. An item that
-            // does not decode leaves the closure, and its state, as it is.
+            // next time in case the refusal was transient.
             self.loaded = None;
         }
         held.call.deliver(reply);

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use crate::platform::Death;
-use crate::protocol::frame::{self, FromWorker, Received, Refusal};
+use crate::protocol::batch::Batch;
+use crate::protocol::frame::{self, Received};
+use crate::protocol::message::{Failure, FromWorker};
 
 /// A call in progress: one function over any number of items.
 #[derive(Debug)]
@@ -91,8 +92,8 @@ pub(crate) struct Chunk {
 /// What became of a chunk.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// The worker ran it: the frame's tail, from `outcomes`, holds one outcome
-    /// per item.
+    /// The worker ran it: the frame's tail, from `outcomes`, is a batch of
+    /// one outcome per item.
     Done {
         first: u64,
         count: u32,
@@ -121,17 +122,20 @@ impl Reply {
         }
     }
 
-    /// Reads a worker's reply frame: the call it names, the reply, and for
-    /// a `Done` reply where the next item's arguments start in its chunk.
-    pub(crate) fn from_frame(frame: Received) -> Result<(u64, Reply, Option<u32>), String> {
+    /// Reads a worker's reply frame: the call it names, and the reply. A
+    /// `Done` reply's outcomes are checked to be a batch of as many as it
+    /// says, so that what the caller decodes is whole.
+    pub(crate) fn from_frame(frame: Received) -> Result<(u64, Reply), String> {
         let (header, tail) = frame::split::<FromWorker>(frame.body()).map_err(|e| e.to_string())?;
         Ok(match header {
-            FromWorker::Done {
-                call,
-                first,
-                count,
-                upto,
-            } => {
+            FromWorker::Done { call, first, count } => {
+                let outcomes = Batch::parse(tail)?;
+                if outcomes.count() != count {
+                    return Err(format!(
+                        "a reply for {count} items holds {} outcomes",
+                        outcomes.count()
+                    ));
+                }
                 let outcomes = frame.body().len() - tail.len();
                 let reply = Reply::Done {
                     first,
@@ -139,41 +143,21 @@ impl Reply {
                     frame,
                     outcomes,
                 };
-                (call, reply, Some(upto))
+                (call, reply)
             }
-            FromWorker::Refused {
+            FromWorker::Failed {
                 call,
                 first,
                 count,
-                reason,
-            } => {
-                let reply = Reply::Failed {
+                failure,
+            } => (
+                call,
+                Reply::Failed {
                     first,
                     count,
-                    failure: Failure::Refused(reason),
-                };
-                (call, reply, None)
-            }
+                    failure,
+                },
+            ),
         })
     }
-}
-
-/// Why a chunk has no results.
-#[derive(Debug, Clone)]
-pub(crate) enum Failure {
-    /// The worker could not set the call up.
-    Refused(Refusal),
-    /// The worker died while running the item.
-    Died(Death),
-    /// The item ran past its call's timeout, and the worker was killed.
-    TimedOut(Duration),
-    /// The worker's memory grew past this limit, and it was killed.
-    OutOfMemory(u64),
-    /// The worker died while building the call's closure, or while running
-    /// the pool's initializer.
-    DiedSettingUp { death: Death, initializer: bool },
-    /// No worker could be started to run it.
-    Spawn(String),
-    /// An item could not be encoded, or a reply did not check out.
-    Codec(String),
 }

@@ -7,9 +7,10 @@
 //! before it runs it (a few stores, no system call), and posts itself idle
 //! when a chunk ends and whenever it sends results; the dispatcher reads the
 //! board when the worker has died, and while it runs an item of a call with a
-//! timeout or a memory limit. Between two items of one chunk the board still
-//! shows the first for the few instructions it takes to decode the next, so
-//! a kill from outside that lands just then is charged to the first.
+//! timeout or a memory limit. An item is posted before its arguments decode,
+//! so a crash or a hang while they decode is charged to it; between two
+//! items the board shows the first for the few instructions it takes to
+//! write its outcome and take the next item's bytes.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
@@ -34,10 +35,6 @@ pub(crate) struct Item {
     pub(crate) call: u64,
     /// The item's index in the call's input.
     pub(crate) index: u64,
-    /// Where the item's encoded arguments start and end among its chunk's
-    /// encoded items.
-    pub(crate) start: u64,
-    pub(crate) end: u64,
     /// When it started ([`monotonic_ns`](crate::platform::monotonic_ns)), or
     /// 0 when its call has no timeout.
     pub(crate) started: u64,
@@ -62,8 +59,6 @@ pub(crate) struct Board {
     doing: AtomicU64,
     call: AtomicU64,
     index: AtomicU64,
-    start: AtomicU64,
-    end: AtomicU64,
     started: AtomicU64,
 }
 
@@ -85,8 +80,6 @@ impl Board {
         if let Some(item) = item {
             self.call.store(item.call, Ordering::Relaxed);
             self.index.store(item.index, Ordering::Relaxed);
-            self.start.store(item.start, Ordering::Relaxed);
-            self.end.store(item.end, Ordering::Relaxed);
             self.started.store(item.started, Ordering::Relaxed);
         }
         self.doing.store(kind, Ordering::Relaxed);
@@ -103,8 +96,6 @@ impl Board {
             let item = Item {
                 call,
                 index: self.index.load(Ordering::Relaxed),
-                start: self.start.load(Ordering::Relaxed),
-                end: self.end.load(Ordering::Relaxed),
                 started: self.started.load(Ordering::Relaxed),
             };
             fence(Ordering::Acquire);
@@ -147,8 +138,6 @@ mod tests {
         let item = Item {
             call: 7,
             index: 41,
-            start: 3,
-            end: 9,
             started: 12345,
         };
         board.post(Doing::Running(item));
@@ -166,8 +155,6 @@ mod tests {
                     board.post(Doing::Running(Item {
                         call: i,
                         index: i,
-                        start: i,
-                        end: i,
                         started: i,
                     }));
                 }
@@ -175,10 +162,7 @@ mod tests {
             for _ in 0..200_000 {
                 if let Doing::Running(item) = board.read() {
                     let i = item.call;
-                    assert_eq!(
-                        (item.index, item.start, item.end, item.started),
-                        (i, i, i, i)
-                    );
+                    assert_eq!((item.index, item.started), (i, i));
                 }
             }
         });

@@ -3,9 +3,10 @@
 use std::fmt;
 
 use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
 
 /// How a worker process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Death {
     /// It exited with this status code (`std::process::exit`).

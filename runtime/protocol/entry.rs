@@ -22,12 +22,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::platform;
-use crate::protocol::frame;
+use crate::protocol::codec::{self, CodecError};
 use crate::protocol::job::{job, Job};
 use crate::protocol::task::CallWith;
 
 /// Builds the job a worker runs from the data the task carries.
-pub type StartFn = fn(&[u8]) -> Result<Box<dyn Job>, String>;
+pub type StartFn = fn(&[u8]) -> Result<Job, String>;
 
 /// A `#[remote]` factory's registration: its wire key, name and start
 /// function.
@@ -79,8 +79,8 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-impl From<postcard::Error> for EncodeError {
-    fn from(error: postcard::Error) -> Self {
+impl From<CodecError> for EncodeError {
+    fn from(error: CodecError) -> Self {
         EncodeError(error.to_string())
     }
 }
@@ -92,7 +92,7 @@ pub fn describe_remote<T: Serialize>(
     name: &'static str,
     setup: &mut Vec<u8>,
 ) -> Result<Described, EncodeError> {
-    frame::encode_into(value, setup)?;
+    codec::encode(value, setup)?;
     Ok(Described {
         entry: Entry::Named(key),
         name,
@@ -101,7 +101,7 @@ pub fn describe_remote<T: Serialize>(
 
 /// Decodes a `#[remote]` value's fields in the worker.
 pub fn decode_setup<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("the factory's arguments do not decode: {e}"))
+    codec::decode(bytes).map_err(|e| format!("the factory's arguments do not decode: {e}"))
 }
 
 /// Describes a plain function or non-capturing closure `F`.
@@ -124,7 +124,7 @@ const CAPTURES: &str = "forkmap: this closure captures variables, and a worker p
     rebuild what it captured; move it into a factory function marked #[remote] that returns \
     the closure";
 
-fn start_plain<F, Args>(setup: &[u8]) -> Result<Box<dyn Job>, String>
+fn start_plain<F, Args>(setup: &[u8]) -> Result<Job, String>
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,

@@ -1,9 +1,8 @@
-//! Frames: what parent and workers say to each other.
+//! Frames: how messages travel on a byte stream, and their size caps.
 //!
-//! A frame is a little-endian `u32` length, then a postcard-encoded header
-//! (whose enum variant is the frame's kind), then a tail of raw bytes whose
-//! meaning the header gives: the factory's arguments, a chunk of encoded
-//! items, or a chunk of encoded outcomes. Lengths are capped at
+//! A frame is a little-endian `u32` length, then a body: a message
+//! ([`crate::protocol::message`]) encoded by the codec, then a tail of raw
+//! bytes whose meaning the message gives. Lengths are capped at
 //! [`MAX_FRAME`]; a frame that does not check out is an error, and a reader
 //! never allocates more than twice what it actually received.
 
@@ -11,77 +10,23 @@ use std::io::{self, ErrorKind, Read};
 use std::mem;
 use std::ops::Range;
 
-use postcard::ser_flavors::Flavor;
 use serde::{Deserialize, Serialize};
 
-use crate::error::PanicReport;
-use crate::protocol::entry::Entry;
+use crate::protocol::batch::BatchWriter;
+use crate::protocol::codec::{self, CodecError};
+use crate::protocol::message::{FromWorker, MAX_DONE_HEADER};
 
 /// The largest frame body, in bytes.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
 
-/// What the parent says to a worker.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ToWorker<'a> {
-    /// Build the closure of this call; the tail is the task's setup data.
-    /// `timed`: the call has a timeout, so post each item's start time.
-    Call {
-        call: u64,
-        #[serde(borrow)]
-        entry: Entry<'a>,
-        timed: bool,
-    },
-    /// Build the initializer and run it once; the tail is its setup data.
-    /// Sent first to every new worker of a pool that has one.
-    Init {
-        #[serde(borrow)]
-        entry: Entry<'a>,
-    },
-    /// Run items of the call, numbered from `first`; the tail holds their
-    /// encoded argument tuples back to back, then their count as a
-    /// little-endian `u32` (a tuple of no arguments encodes to no bytes).
-    Chunk { call: u64, first: u64 },
-}
+/// The largest encoded value (an item's arguments, or its outcome): room is
+/// left in a frame for the values sent with it, which stop being added
+/// beyond [`SEND_BYTES`].
+pub(crate) const MAX_VALUE: usize = MAX_FRAME - 2 * SEND_BYTES;
 
-/// What a worker says to the parent: replies that together cover each
-/// chunk's items in order, one or more per chunk.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum FromWorker {
-    /// `count` items from `first` ran; the tail holds one encoded outcome
-    /// per item. `upto` is where the next item's arguments start among the
-    /// chunk's encoded items.
-    Done {
-        call: u64,
-        first: u64,
-        count: u32,
-        upto: u32,
-    },
-    /// `count` items from `first` could not run.
-    Refused {
-        call: u64,
-        first: u64,
-        count: u32,
-        reason: Refusal,
-    },
-}
-
-/// The longest encoding of a [`FromWorker::Done`] header: a variant tag and
-/// four varints.
-const MAX_DONE_HEADER: usize = 1 + 10 + 10 + 5 + 5;
-
-/// Why a worker could not run a chunk.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Refusal {
-    /// The factory body panicked while building the closure.
-    FactoryPanicked(PanicReport),
-    /// The function or the data did not check out.
-    Unrunnable(String),
-    /// The pool's initializer failed in this worker.
-    Initializer(String),
-    /// This item's arguments do not decode (or their decoding panicked),
-    /// so neither it nor the items after it in its chunk can be read.
-    Undecodable(String),
-}
+/// A frame that holds this many bytes of values is sent without waiting
+/// for more.
+pub(crate) const SEND_BYTES: usize = 16 << 20;
 
 /// A frame that does not check out.
 #[derive(Debug, thiserror::Error)]
@@ -91,49 +36,11 @@ pub(crate) enum FrameError {
     #[error("the connection closed in the middle of a frame")]
     Truncated,
     #[error("a frame's header does not decode: {0}")]
-    Header(postcard::Error),
+    Header(CodecError),
+    #[error("a frame's values do not check out: {0}")]
+    Batch(String),
     #[error(transparent)]
     Io(#[from] io::Error),
-}
-
-/// Appends the postcard encoding of `value` to `out`.
-#[inline]
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, Append(out))
-}
-
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        // Most pieces are a varint of a few bytes: copying them byte by byte
-        // into the spare room is several times cheaper than `memcpy`.
-        if bytes.len() <= 16 {
-            self.0.reserve(bytes.len());
-            for &byte in bytes {
-                self.0.push(byte);
-            }
-        } else {
-            self.0.extend_from_slice(bytes);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
 }
 
 /// Starts a frame in `buf` (cleared first) with `header`; append the tail,
@@ -141,9 +48,9 @@ impl Flavor for Append<'_> {
 pub(crate) fn begin(buf: &mut Vec<u8>, header: &impl Serialize) {
     buf.clear();
     buf.extend_from_slice(&[0; 4]);
-    // A header is integers, strings and a panic report: postcard encodes
-    // those into a `Vec` without fail.
-    encode_into(header, buf).expect("a frame header always encodes");
+    // A header is integers, strings and a panic report: they encode into a
+    // `Vec` without fail.
+    codec::encode(header, buf).expect("a frame header always encodes");
 }
 
 /// Writes the length of a frame started with [`begin`].
@@ -156,64 +63,84 @@ pub(crate) fn finish(buf: &mut [u8]) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// A reply frame whose header is written after its tail, once the tail's
-/// item count is known: room for the longest header is kept in front, and
-/// the header is placed right before the tail, so nothing is copied.
+/// A [`FromWorker::Done`] frame being written: its outcomes go in first, as
+/// a batch, and its header, once their number is known, right before
+/// them, in room kept for the longest header, so nothing is copied.
 #[derive(Debug)]
-pub(crate) struct DoneFrame {
+pub(crate) struct ReplyFrame {
     buf: Vec<u8>,
+    lengths: BatchWriter,
 }
 
 const ROOM: usize = 4 + MAX_DONE_HEADER;
 
-impl DoneFrame {
+impl ReplyFrame {
     pub(crate) fn new() -> Self {
-        DoneFrame { buf: vec![0; ROOM] }
+        ReplyFrame {
+            buf: vec![0; ROOM],
+            lengths: BatchWriter::new(),
+        }
     }
 
     /// Starts a new frame.
     pub(crate) fn reset(&mut self) {
         self.buf.truncate(ROOM);
+        self.lengths = BatchWriter::new();
     }
 
-    /// Where the tail goes.
-    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
+    /// How many bytes of outcomes it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        self.buf.len() - ROOM
+    }
+
+    /// Where the next outcome goes, and where it starts.
+    pub(crate) fn outcome(&mut self) -> (&mut Vec<u8>, usize) {
+        let mark = self.buf.len();
+        (&mut self.buf, mark)
+    }
+
+    /// Drops what was written from `mark` on (part of an outcome), for
+    /// another outcome to go there.
+    pub(crate) fn rewrite_outcome(&mut self, mark: usize) -> &mut Vec<u8> {
+        self.buf.truncate(mark.max(ROOM));
         &mut self.buf
     }
 
-    /// Writes a [`FromWorker::Done`] header and the length in front of the
-    /// tail, and returns the whole frame.
-    pub(crate) fn seal_done(
-        &mut self,
-        call: u64,
-        first: u64,
-        count: u32,
-        upto: u32,
-    ) -> Result<&[u8], FrameError> {
+    /// The outcomes written so far, back to back.
+    pub(crate) fn outcomes(&self) -> &[u8] {
+        &self.buf[ROOM..]
+    }
+
+    /// Records the outcome written since `mark`.
+    pub(crate) fn end_outcome(&mut self, mark: usize) {
+        self.lengths.push(self.buf.len() - mark);
+    }
+
+    /// Writes the lengths after the outcomes, and a `Done` header and the
+    /// length in front of them, and returns the whole frame.
+    pub(crate) fn seal(&mut self, call: u64, first: u64) -> Result<&[u8], FrameError> {
         let header = FromWorker::Done {
             call,
             first,
-            count,
-            upto,
+            count: self.lengths.count(),
         };
-        let mut encoded = [0; MAX_DONE_HEADER];
-        let header_len = postcard::to_slice(&header, &mut encoded)
-            .map_err(FrameError::Header)?
-            .len();
-        let len = self.buf.len() - ROOM + header_len;
+        self.lengths.finish(&mut self.buf);
+        let mut encoded = Vec::with_capacity(MAX_DONE_HEADER);
+        codec::encode(&header, &mut encoded).map_err(FrameError::Header)?;
+        let len = self.buf.len() - ROOM + encoded.len();
         if len > MAX_FRAME {
             return Err(FrameError::TooLong(len));
         }
-        let start = ROOM - header_len - 4;
+        let start = ROOM - encoded.len() - 4;
         self.buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
-        self.buf[start + 4..ROOM].copy_from_slice(&encoded[..header_len]);
+        self.buf[start + 4..ROOM].copy_from_slice(&encoded);
         Ok(&self.buf[start..])
     }
 }
 
 /// Splits a frame body into its header and its tail.
 pub(crate) fn split<'a, H: Deserialize<'a>>(body: &'a [u8]) -> Result<(H, &'a [u8]), FrameError> {
-    postcard::take_from_bytes(body).map_err(FrameError::Header)
+    codec::decode_prefix(body).map_err(FrameError::Header)
 }
 
 /// Reads one frame body into `buf`, blocking. `Ok(false)` means the peer
@@ -387,6 +314,7 @@ mod tests {
     //! was sent.
 
     use super::*;
+    use crate::protocol::message::ToWorker;
     use crate::test_rng::Rng;
 
     /// Reads a byte stream in pieces of random sizes.

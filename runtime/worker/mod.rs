@@ -1,17 +1,23 @@
 //! What a worker does with the frames it is sent: build a call's closure, run
-//! chunks of items, reply. Worker processes and threads run [`run`]; a
-//! serial pool feeds a [`Session`] in the caller's own thread.
+//! chunks of items, reply. Worker processes and threads run [`run`]; the
+//! serial backend feeds a [`Session`] in the caller's own thread.
+
+mod chunk;
+mod pacer;
 
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
 
 use crate::platform;
-use crate::platform::board::{Board, Doing, Item, INITIALIZER};
+use crate::platform::board::{Board, Doing, INITIALIZER};
+use crate::protocol::batch::{Batch, BatchWriter};
 use crate::protocol::entry;
-use crate::protocol::frame::{self, DoneFrame, FrameError, FromWorker, Refusal, ToWorker};
-use crate::protocol::job::{Job, Outcome, Progress};
+use crate::protocol::frame::{self, FrameError, ReplyFrame};
+use crate::protocol::job::{Job, Progress};
+use crate::protocol::message::{decode_outcome, Failure, FromWorker, Outcome, Refusal, ToWorker};
 use crate::unwind;
+use crate::worker::chunk::ChunkRun;
+use crate::worker::pacer::Pacer;
 
 /// Where a [`Session`] sends its reply frames.
 pub(crate) type Send<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
@@ -21,7 +27,7 @@ pub(crate) struct Session {
     /// Why every chunk must be refused: the initializer failed.
     broken_init: Option<Refusal>,
     current: Option<Current>,
-    output: DoneFrame,
+    output: ReplyFrame,
     /// When to send the results a chunk has so far; `None`: at its end only.
     pacer: Option<Pacer>,
 }
@@ -30,7 +36,7 @@ pub(crate) struct Session {
 struct Current {
     call: u64,
     timed: bool,
-    job: Result<Box<dyn Job>, Refusal>,
+    job: Result<Job, Refusal>,
 }
 
 /// Serves the parent until it closes the channel; returns the exit code.
@@ -59,7 +65,7 @@ impl Session {
         Session {
             broken_init: None,
             current: None,
-            output: DoneFrame::new(),
+            output: ReplyFrame::new(),
             pacer: paced.then(Pacer::new),
         }
     }
@@ -82,9 +88,14 @@ impl Session {
                 board.post(Doing::Idle);
                 Ok(())
             }
-            ToWorker::Call { call, entry, timed } => {
+            ToWorker::Call {
+                call,
+                entry,
+                timeout,
+            } => {
                 // Drop the previous closure before building the next one.
                 drop(self.current.take());
+                let timed = timeout.is_some();
                 board.post(Doing::SettingUp {
                     call,
                     started: if timed { platform::monotonic_ns() } else { 0 },
@@ -95,11 +106,11 @@ impl Session {
                 Ok(())
             }
             ToWorker::Chunk { call, first } => {
-                let Some((items, count)) = tail.split_last_chunk::<4>() else {
-                    let reason = Refusal::Unrunnable("a chunk came without its item count".into());
-                    return refuse(call, first, 0, reason, send);
-                };
-                let count = u32::from_le_bytes(*count);
+                // Bytes that are not a batch are a broken channel: the
+                // worker stops, and the pool runs the chunk again elsewhere
+                // from its own copy.
+                let items = Batch::parse(tail).map_err(FrameError::Batch)?;
+                let count = items.count();
                 let current = match (&self.broken_init, &mut self.current) {
                     (Some(refusal), _) => Err(refusal.clone()),
                     (None, Some(current)) if current.call == call => match &mut current.job {
@@ -115,202 +126,32 @@ impl Session {
                         let chunk = ChunkRun {
                             call,
                             first,
-                            count,
                             items,
                             timed,
                         };
-                        chunk.run(
-                            &mut **job,
-                            &mut self.output,
-                            self.pacer.as_mut(),
-                            board,
-                            send,
-                        )
+                        chunk.run(job, &mut self.output, self.pacer.as_mut(), board, send)
                     }
-                    Err(refusal) => refuse(call, first, count, refusal, send),
+                    Err(refusal) => refuse(call, first, count, Failure::Refused(refusal), send),
                 }
             }
         }
     }
 }
 
-/// A chunk of items to run.
-struct ChunkRun<'a> {
-    call: u64,
-    first: u64,
-    count: u32,
-    items: &'a [u8],
-    timed: bool,
-}
-
-impl ChunkRun<'_> {
-    /// Runs every item, posting each on the board before it runs, and sends
-    /// the outcomes: at the end, and before when the pacer says so. The
-    /// board shows the worker idle whenever it sends.
-    ///
-    /// One panic guard covers a run of items: a panic while an item runs or
-    /// while its result encodes becomes that item's outcome, and the items
-    /// after it run on; a panic while an item's arguments decode leaves the
-    /// rest of the chunk unreadable, so that item and the rest are refused.
-    fn run(
-        &self,
-        job: &mut dyn Job,
-        output: &mut DoneFrame,
-        mut pacer: Option<&mut Pacer>,
-        board: &Board,
-        send: &mut Send<'_>,
-    ) -> Result<(), FrameError> {
-        output.reset();
-        if let Some(pacer) = pacer.as_deref_mut() {
-            pacer.restart();
-        }
-        // The next item to run and where its arguments start; how many of
-        // the items have been sent.
-        let (mut next, mut at, mut sent) = (0u32, 0usize, 0u32);
-        while next < self.count {
-            let mut track = Track {
-                chunk: self,
-                board,
-                pacer: pacer.as_deref_mut(),
-                running: None,
-                done: (next, at),
-            };
-            let tail = output.tail();
-            let ran =
-                unwind::catch(|| job.run_items(self.items, next, at, self.count, tail, &mut track));
-            let (running, done) = (track.running, track.done);
-            board.post(Doing::Idle);
-            match ran {
-                Ok(Ok((stopped, upto))) => {
-                    (next, at) = (stopped, upto);
-                    self.send(output, sent, next, at, send)?;
-                    sent = next;
-                }
-                Ok(Err(undecodable)) => {
-                    self.send(output, sent, undecodable.n, undecodable.at, send)?;
-                    let first = self.first + u64::from(undecodable.n);
-                    let rest = self.count - undecodable.n;
-                    let reason = Refusal::Undecodable(undecodable.reason);
-                    return refuse(self.call, first, rest, reason, send);
-                }
-                Err(report) => match running {
-                    // It panicked while it ran, or while its result encoded.
-                    Some(Running { n, end, mark }) => {
-                        let tail = output.tail();
-                        tail.truncate(mark);
-                        frame::encode_into(&Outcome::<()>::Panicked(report), tail)
-                            .expect("a panic report always encodes");
-                        (next, at) = (n + 1, end);
-                    }
-                    // It panicked while the arguments of the item after the
-                    // last one done decoded.
-                    None => {
-                        let (n, upto) = done;
-                        self.send(output, sent, n, upto, send)?;
-                        let first = self.first + u64::from(n);
-                        let reason = Refusal::Undecodable(format!(
-                            "decoding the item's arguments panicked at {report}"
-                        ));
-                        return refuse(self.call, first, self.count - n, reason, send);
-                    }
-                },
-            }
-        }
-        self.send(output, sent, next, at, send)
-    }
-
-    /// Sends the outcomes of items `from..to` (of this chunk), whose
-    /// arguments end at `upto`, and starts a new reply.
-    fn send(
-        &self,
-        output: &mut DoneFrame,
-        from: u32,
-        to: u32,
-        upto: usize,
-        send: &mut Send<'_>,
-    ) -> Result<(), FrameError> {
-        if from == to {
-            return Ok(());
-        }
-        let first = self.first + u64::from(from);
-        match output.seal_done(self.call, first, to - from, upto as u32) {
-            Ok(reply) => send(reply)?,
-            Err(e) => {
-                let reason = format!("the results do not fit in a frame: {e}");
-                refuse(
-                    self.call,
-                    first,
-                    to - from,
-                    Refusal::Unrunnable(reason),
-                    send,
-                )?;
-            }
-        }
-        output.reset();
-        Ok(())
-    }
-}
-
-/// The item a worker runs now: its number in the chunk, where its
-/// arguments end, and where its outcome starts in the output.
-#[derive(Debug, Clone, Copy)]
-struct Running {
-    n: u32,
-    end: usize,
-    mark: usize,
-}
-
-/// Follows a chunk's items for [`Job::run_items`]: posts each on the board,
-/// and asks the pacer when to stop and send.
-struct Track<'a, 'c> {
-    chunk: &'a ChunkRun<'c>,
-    board: &'a Board,
-    pacer: Option<&'a mut Pacer>,
-    /// The item started and not finished, if any.
-    running: Option<Running>,
-    /// The next item after the last one finished, and where it starts.
-    done: (u32, usize),
-}
-
-impl Progress for Track<'_, '_> {
-    fn started(&mut self, n: u32, start: usize, end: usize, mark: usize) {
-        let chunk = self.chunk;
-        self.board.post(Doing::Running(Item {
-            call: chunk.call,
-            index: chunk.first + u64::from(n),
-            start: start as u64,
-            end: end as u64,
-            started: if chunk.timed {
-                platform::monotonic_ns()
-            } else {
-                0
-            },
-        }));
-        self.running = Some(Running { n, end, mark });
-    }
-
-    fn finished(&mut self, n: u32) -> bool {
-        if let Some(running) = self.running.take() {
-            self.done = (n + 1, running.end);
-        }
-        n + 1 < self.chunk.count && self.pacer.as_mut().is_some_and(|pacer| pacer.due())
-    }
-}
-
-/// Sends a refusal of `count` items from `first`.
+/// Sends a failure of `count` items from `first`.
 fn refuse(
     call: u64,
     first: u64,
     count: u32,
-    reason: Refusal,
+    failure: Failure,
     send: &mut Send<'_>,
 ) -> Result<(), FrameError> {
     let mut reply = Vec::new();
-    let header = FromWorker::Refused {
+    let header = FromWorker::Failed {
         call,
         first,
         count,
-        reason,
+        failure,
     };
     frame::begin(&mut reply, &header);
     frame::finish(&mut reply)?;
@@ -318,65 +159,7 @@ fn refuse(
     Ok(())
 }
 
-/// How long a worker keeps results of a chunk before sending them, looked at
-/// after items: a slow item's result goes out as soon as it is done, not at
-/// its chunk's end, and quick items' results go out every few milliseconds.
-/// (A quick item's result still waits for a slow item right after it.)
-const SEND_AFTER: Duration = Duration::from_millis(2);
-
-/// Says when [`SEND_AFTER`] has passed, looking at the clock only every so
-/// many items, a number it adapts so that tiny items pay almost nothing.
-struct Pacer {
-    /// Items between two looks at the clock, and until the next one.
-    every: u32,
-    left: u32,
-    looked: Instant,
-    sent: Instant,
-}
-
-impl Pacer {
-    fn new() -> Self {
-        let now = Instant::now();
-        Pacer {
-            every: 1,
-            left: 1,
-            looked: now,
-            sent: now,
-        }
-    }
-
-    /// Starts a chunk afresh: look at the clock after its first item, and
-    /// count from now, so that what earlier chunks taught of item speed does
-    /// not hold back the first results of this one.
-    fn restart(&mut self) {
-        *self = Pacer::new();
-    }
-
-    /// Called after each item: true when the results so far should go.
-    fn due(&mut self) -> bool {
-        self.left -= 1;
-        if self.left > 0 {
-            return false;
-        }
-        let now = Instant::now();
-        let between = now - self.looked;
-        self.looked = now;
-        if between < SEND_AFTER / 32 {
-            self.every = (self.every * 2).min(1 << 16);
-        } else if between > SEND_AFTER / 2 {
-            self.every = (self.every / 2).max(1);
-        }
-        self.left = self.every;
-        if now - self.sent >= SEND_AFTER {
-            self.sent = now;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Box<dyn Job>, Refusal> {
+fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Job, Refusal> {
     let start = entry::resolve(entry).map_err(Refusal::Unrunnable)?;
     match unwind::catch(|| start(setup)) {
         Ok(Ok(job)) => Ok(job),
@@ -393,24 +176,30 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
     let mut job = build(entry, setup).map_err(|refusal| {
         Refusal::Initializer(match refusal {
             Refusal::FactoryPanicked(report) => format!("its factory panicked at {report}"),
-            Refusal::Unrunnable(reason)
-            | Refusal::Initializer(reason)
-            | Refusal::Undecodable(reason) => reason,
+            Refusal::Unrunnable(reason) | Refusal::Initializer(reason) => reason,
         })
     })?;
-    let mut out = Vec::new();
+    // One item whose argument tuple, `()`, takes no bytes.
+    let mut items = Vec::new();
+    let mut writer = BatchWriter::new();
+    writer.push(0);
+    writer.finish(&mut items);
+    let items = Batch::parse(&items).expect("a batch of one empty value");
+    let mut out = ReplyFrame::new();
     let mut progress = Unwatched;
-    match unwind::catch(|| job.run_items(&[], 0, 0, 1, &mut out, &mut progress)) {
-        Ok(Ok(_)) => {}
-        Ok(Err(undecodable)) => return Err(Refusal::Initializer(undecodable.reason)),
-        Err(report) => return Err(Refusal::Initializer(format!("it panicked at {report}"))),
+    if let Err(report) =
+        unwind::catch(|| job.run_items(&mut items.iter(), 0, 1, &mut out, &mut progress))
+    {
+        return Err(Refusal::Initializer(format!("it panicked at {report}")));
     }
-    match postcard::from_bytes::<Outcome<()>>(&out) {
+    match decode_outcome::<()>(out.outcomes()) {
         Ok(Outcome::Done(())) => Ok(()),
-        Ok(Outcome::Panicked(report)) => {
+        Ok(Outcome::Panicked { report, .. }) => {
             Err(Refusal::Initializer(format!("it panicked at {report}")))
         }
-        Ok(Outcome::Unencodable(reason)) => Err(Refusal::Initializer(reason)),
+        Ok(Outcome::Unencodable(reason) | Outcome::Undecodable(reason)) => {
+            Err(Refusal::Initializer(reason))
+        }
         Err(e) => Err(Refusal::Initializer(e.to_string())),
     }
 }
@@ -419,7 +208,9 @@ fn initialize(entry: entry::Entry<'_>, setup: &[u8]) -> Result<(), Refusal> {
 struct Unwatched;
 
 impl Progress for Unwatched {
-    fn started(&mut self, _: u32, _: usize, _: usize, _: usize) {}
+    fn started(&mut self, _: u32, _: usize) {}
+
+    fn decoded(&mut self) {}
 
     fn finished(&mut self, _: u32) -> bool {
         false
@@ -429,9 +220,12 @@ impl Progress for Unwatched {
 #[cfg(test)]
 mod tests {
     //! What a worker does with frames that do not check out: each becomes a
-    //! refusal naming what was wrong, never a panic.
+    //! failure or an outcome naming what was wrong, never a panic.
+
+    use std::time::Duration;
 
     use super::*;
+    use crate::protocol::codec;
     use crate::protocol::entry::Entry;
     use crate::protocol::task::Task;
 
@@ -449,6 +243,12 @@ mod tests {
             .key
     }
 
+    fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        codec::encode(value, &mut out).unwrap();
+        out
+    }
+
     fn frame(header: &ToWorker<'_>, tail: &[u8]) -> Vec<u8> {
         let mut buf = Vec::new();
         frame::begin(&mut buf, header);
@@ -457,13 +257,26 @@ mod tests {
         buf.split_off(4)
     }
 
-    /// Hands the session one frame; returns the headers of its replies.
-    fn handle(session: &mut Session, body: &[u8]) -> Vec<FromWorker> {
+    /// A batch of the values, each already encoded.
+    fn batch(values: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut lengths = BatchWriter::new();
+        for value in values {
+            out.extend_from_slice(value);
+            lengths.push(value.len());
+        }
+        lengths.finish(&mut out);
+        out
+    }
+
+    /// Hands the session one frame; returns its replies, header and tail.
+    fn handle(session: &mut Session, body: &[u8]) -> Vec<(FromWorker, Vec<u8>)> {
         let board = Board::default();
         let mut replies = Vec::new();
         session
             .handle(body, &board, &mut |reply: &[u8]| {
-                replies.push(frame::split::<FromWorker>(&reply[4..]).unwrap().0);
+                let (header, tail) = frame::split::<FromWorker>(&reply[4..]).unwrap();
+                replies.push((header, tail.to_vec()));
                 Ok(())
             })
             .unwrap();
@@ -475,7 +288,7 @@ mod tests {
             &ToWorker::Call {
                 call: 1,
                 entry,
-                timed: false,
+                timeout: None,
             },
             setup,
         );
@@ -483,100 +296,101 @@ mod tests {
     }
 
     /// Sends one chunk of call 1 and returns the worker's one reply.
-    fn run(session: &mut Session, items: &[u8], count: u32) -> FromWorker {
-        let mut tail = items.to_vec();
-        tail.extend_from_slice(&count.to_le_bytes());
-        let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &tail);
+    fn run(session: &mut Session, items: &[Vec<u8>]) -> (FromWorker, Vec<u8>) {
+        let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &batch(items));
         let mut replies = handle(session, &chunk);
         assert_eq!(replies.len(), 1, "{replies:?}");
         replies.pop().unwrap()
     }
 
-    fn refusal(reply: FromWorker) -> String {
-        match reply {
-            FromWorker::Refused {
-                reason: Refusal::Unrunnable(reason) | Refusal::Undecodable(reason),
+    fn refusal(reply: (FromWorker, Vec<u8>)) -> String {
+        match reply.0 {
+            FromWorker::Failed {
+                failure: Failure::Refused(Refusal::Unrunnable(reason)),
                 ..
             } => reason,
-            other => panic!("expected an Unrunnable or Undecodable refusal, got {other:?}"),
+            other => panic!("expected an Unrunnable refusal, got {other:?}"),
         }
+    }
+
+    /// The outcomes of a `Done` reply of `u64` results.
+    fn outcomes(reply: (FromWorker, Vec<u8>)) -> Vec<Outcome<u64>> {
+        assert!(matches!(reply.0, FromWorker::Done { .. }), "{:?}", reply.0);
+        Batch::parse(&reply.1)
+            .unwrap()
+            .iter()
+            .map(|bytes| decode_outcome::<u64>(bytes).unwrap())
+            .collect()
     }
 
     #[test]
     fn a_factory_runs_from_its_name_and_arguments() {
         let mut session = Session::new(false);
-        set_up(
-            &mut session,
-            Entry::Named(adder_key()),
-            &postcard::to_stdvec(&(5u64,)).unwrap(),
-        );
-        let items = postcard::to_stdvec(&(10u64,)).unwrap();
-        assert!(matches!(
-            run(&mut session, &items, 1),
-            FromWorker::Done {
-                call: 1,
-                first: 0,
-                count: 1,
-                ..
-            }
-        ));
+        set_up(&mut session, Entry::Named(adder_key()), &encoded(&(5u64,)));
+        let reply = run(&mut session, &[encoded(&(10u64,)), encoded(&(20u64,))]);
+        let values: Vec<u64> = outcomes(reply)
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::Done(value) => value,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [15, 25]);
     }
 
     #[test]
     fn an_unknown_name_is_refused_with_that_name() {
         let mut session = Session::new(false);
         set_up(&mut session, Entry::Named("no::such::factory"), &[]);
-        let reason = refusal(run(&mut session, &[], 1));
+        let reason = refusal(run(&mut session, &[Vec::new()]));
         assert!(reason.contains("`no::such::factory`"), "{reason}");
     }
 
     #[test]
     fn arguments_that_do_not_decode_are_refused_naming_the_factory() {
         let mut session = Session::new(false);
-        // A u64 in postcard is a varint: 0xff bytes with no end never decode.
+        // A u64 is a varint: 0xff bytes with no end never decode.
         set_up(&mut session, Entry::Named(adder_key()), &[0xff; 3]);
-        let reason = refusal(run(&mut session, &[], 1));
+        let reason = refusal(run(&mut session, &[Vec::new()]));
         assert!(reason.contains("forkmap::worker::tests::adder"), "{reason}");
         assert!(reason.contains("do not decode"), "{reason}");
     }
 
     #[test]
-    fn items_that_do_not_decode_are_refused() {
+    fn an_item_that_does_not_decode_fails_alone() {
         let mut session = Session::new(false);
-        set_up(
-            &mut session,
-            Entry::Named(adder_key()),
-            &postcard::to_stdvec(&(5u64,)).unwrap(),
+        set_up(&mut session, Entry::Named(adder_key()), &encoded(&(5u64,)));
+        let mut longer = encoded(&(1u64,));
+        longer.push(0);
+        let items = [encoded(&(1u64,)), vec![0xff; 3], longer, encoded(&(2u64,))];
+        let outcomes = outcomes(run(&mut session, &items));
+        assert!(matches!(outcomes[0], Outcome::Done(6)), "{outcomes:?}");
+        assert!(
+            matches!(&outcomes[1], Outcome::Undecodable(reason) if reason.contains("varint")),
+            "{outcomes:?}"
         );
-        let reason = refusal(run(&mut session, &[0xff; 3], 1));
-        assert!(reason.contains("does not decode"), "{reason}");
-        // The worker stays usable: a good chunk of the same call runs.
-        let items = postcard::to_stdvec(&(1u64,)).unwrap();
-        assert!(matches!(
-            run(&mut session, &items, 1),
-            FromWorker::Done { .. }
-        ));
+        assert!(
+            matches!(&outcomes[2], Outcome::Undecodable(reason) if reason.contains("left unread")),
+            "{outcomes:?}"
+        );
+        assert!(matches!(outcomes[3], Outcome::Done(7)), "{outcomes:?}");
     }
 
     #[test]
     fn a_chunk_of_a_call_never_set_up_is_refused() {
         let mut session = Session::new(false);
-        let reason = refusal(run(&mut session, &[], 1));
+        let reason = refusal(run(&mut session, &[Vec::new()]));
         assert!(reason.contains("not sent this call's function"), "{reason}");
     }
 
     #[test]
-    fn a_chunk_without_its_count_is_refused() {
+    fn a_chunk_whose_items_are_not_a_batch_stops_the_worker() {
         let mut session = Session::new(false);
-        set_up(
-            &mut session,
-            Entry::Named(adder_key()),
-            &postcard::to_stdvec(&(5u64,)).unwrap(),
-        );
+        set_up(&mut session, Entry::Named(adder_key()), &encoded(&(5u64,)));
         let chunk = frame(&ToWorker::Chunk { call: 1, first: 0 }, &[1, 2]);
-        let mut replies = handle(&mut session, &chunk);
-        let reason = refusal(replies.pop().unwrap());
-        assert!(reason.contains("item count"), "{reason}");
+        let board = Board::default();
+        let handled = session.handle(&chunk, &board, &mut |_: &[u8]| Ok(()));
+        assert!(matches!(handled, Err(FrameError::Batch(_))), "{handled:?}");
     }
 
     fn total(values: Vec<u32>) -> u64 {
@@ -584,13 +398,6 @@ mod tests {
     }
 
     fn nothing() {}
-
-    /// A chunk frame of call 1 holding `items`, already encoded.
-    fn chunk(first: u64, items: &[u8], count: u32) -> Vec<u8> {
-        let mut tail = items.to_vec();
-        tail.extend_from_slice(&count.to_le_bytes());
-        frame(&ToWorker::Chunk { call: 1, first }, &tail)
-    }
 
     #[test]
     fn random_and_mutated_frames_never_panic_a_worker() {
@@ -604,20 +411,16 @@ mod tests {
         let init_entry = Task::<()>::__describe(&nothing, &mut init_setup)
             .unwrap()
             .entry;
-        let mut vec_items = Vec::new();
-        for i in 0..5u32 {
-            vec_items.extend(postcard::to_stdvec(&(vec![i; i as usize],)).unwrap());
-        }
-        let mut u64_items = Vec::new();
-        for i in 0..5u64 {
-            u64_items.extend(postcard::to_stdvec(&(i,)).unwrap());
-        }
+        let vec_items: Vec<Vec<u8>> = (0..5u32)
+            .map(|i| encoded(&(vec![i; i as usize],)))
+            .collect();
+        let u64_items: Vec<Vec<u8>> = (0..5u64).map(|i| encoded(&(i,))).collect();
         let valid = [
             frame(
                 &ToWorker::Call {
                     call: 1,
                     entry,
-                    timed: false,
+                    timeout: None,
                 },
                 &setup,
             ),
@@ -625,13 +428,13 @@ mod tests {
                 &ToWorker::Call {
                     call: 1,
                     entry: Entry::Named(adder_key()),
-                    timed: true,
+                    timeout: Some(Duration::from_secs(1)),
                 },
-                &postcard::to_stdvec(&(5u64,)).unwrap(),
+                &encoded(&(5u64,)),
             ),
             frame(&ToWorker::Init { entry: init_entry }, &init_setup),
-            chunk(0, &vec_items, 5),
-            chunk(40, &u64_items, 5),
+            frame(&ToWorker::Chunk { call: 1, first: 0 }, &batch(&vec_items)),
+            frame(&ToWorker::Chunk { call: 1, first: 40 }, &batch(&u64_items)),
         ];
         let mut rng = Rng::new(0xf022);
         let mut session = Session::new(true);
@@ -676,13 +479,14 @@ mod tests {
             },
             &setup,
         );
-        let reason = refusal(run(&mut session, &[], 1));
+        let reason = refusal(run(&mut session, &[Vec::new()]));
         assert!(reason.contains("does not check out"), "{reason}");
         set_up(&mut session, Entry::Code { offset, check }, &setup);
-        let items = postcard::to_stdvec(&(vec![1u32, 2, 3],)).unwrap();
-        assert!(matches!(
-            run(&mut session, &items, 1),
-            FromWorker::Done { count: 1, .. }
-        ));
+        let reply = run(&mut session, &[encoded(&(vec![1u32, 2, 3],))]);
+        assert!(
+            matches!(reply.0, FromWorker::Done { count: 1, .. }),
+            "{:?}",
+            reply.0
+        );
     }
 }
