@@ -6,9 +6,10 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::backend::{Event, Wake};
-use crate::platform::{self, Private};
+use crate::platform::{self, Private, Ready};
 use crate::protocol::frame::{Fill, Inbox};
 
 /// A frame on its way to a worker.
@@ -25,11 +26,16 @@ pub(super) struct Channel {
     /// Nothing more will come: the peer closed, or sent bytes that are not
     /// frames.
     finished: bool,
+    /// The worker has ended (its exit descriptor said so); its end is
+    /// reported once the channel holds nothing more.
+    exited: bool,
+    /// Its end has been reported.
+    reported: bool,
 }
 
 /// What [`Channel::receive`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Reading {
+enum Reading {
     /// Bytes were read and more may be waiting.
     More,
     /// Everything sent so far has been read; the channel is still open.
@@ -48,16 +54,15 @@ impl Channel {
             inbox: Inbox::new(),
             outbox: VecDeque::new(),
             finished: false,
+            exited: false,
+            reported: false,
         }
     }
 
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        self.socket.stream().as_fd()
-    }
-
-    /// Whether frames wait to be written.
-    pub(super) fn wants_to_write(&self) -> bool {
-        !self.outbox.is_empty()
+    /// Whether the worker's end has been reported: it is not watched any
+    /// more.
+    pub(super) fn is_reported(&self) -> bool {
+        self.reported
     }
 
     /// Queues a frame and writes what the socket takes now.
@@ -95,9 +100,35 @@ impl Channel {
         }
     }
 
+    /// Acts on what `poll` found: writes, reads, and reports the worker's
+    /// end after its last frame once the channel closed, or once the worker
+    /// `exited` and the channel holds nothing more.
+    fn progress(&mut self, worker: usize, ready: Ready, exited: bool, events: &mut Vec<Event>) {
+        if ready.writable {
+            self.flush();
+        }
+        self.exited |= exited;
+        if !(ready.readable || self.exited) {
+            return;
+        }
+        let ended = match self.receive(worker, events) {
+            Reading::Garbled => {
+                self.reported = true;
+                return;
+            }
+            Reading::Closed => true,
+            Reading::Drained => self.exited,
+            Reading::More => false,
+        };
+        if ended {
+            self.reported = true;
+            events.push(Event::Ended { worker });
+        }
+    }
+
     /// Reads what has arrived without blocking, and reports each whole
     /// frame as an event of worker `worker`.
-    pub(super) fn receive(&mut self, worker: usize, events: &mut Vec<Event>) -> Reading {
+    fn receive(&mut self, worker: usize, events: &mut Vec<Event>) -> Reading {
         if self.finished {
             return Reading::Closed;
         }
@@ -130,6 +161,44 @@ impl Channel {
     }
 }
 
+/// A live worker as [`watch`] polls it: its number, its channel, and the
+/// descriptor that polls readable once it has ended, where there is one (a
+/// process's pidfd; a thread ends by closing its channel).
+pub(super) type Watched<'a> = (usize, &'a mut Channel, Option<BorrowedFd<'a>>);
+
+/// Waits until the doorbell rings, a channel can be read or written, a
+/// worker ends, or `deadline` passes; then writes and reads each channel
+/// that is ready, and reports each worker's end after its last frame.
+pub(super) fn watch(
+    doorbell: &Doorbell,
+    live: &mut [Watched<'_>],
+    deadline: Option<Instant>,
+    events: &mut Vec<Event>,
+) {
+    let ready = {
+        let mut fds = vec![(doorbell.fd(), false)];
+        for (_, channel, exit) in live.iter() {
+            fds.push((channel.socket.stream().as_fd(), !channel.outbox.is_empty()));
+            fds.extend(exit.map(|exit| (exit, false)));
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match platform::poll(&fds, timeout) {
+            Ok(ready) => ready,
+            // Only an invalid argument makes poll fail; look again next time.
+            Err(_) => return,
+        }
+    };
+    if ready[0].readable {
+        doorbell.clear();
+    }
+    let mut next = ready[1..].iter();
+    for (worker, channel, exit) in live.iter_mut() {
+        let on_channel = next.next().copied().unwrap_or_default();
+        let exited = exit.is_some() && next.next().is_some_and(|r| r.readable);
+        channel.progress(*worker, on_channel, exited, events);
+    }
+}
+
 /// A socket pair whose one end wakes a backend's `wait` and whose other
 /// end is polled there.
 pub(super) struct Doorbell {
@@ -155,12 +224,12 @@ impl Doorbell {
         })
     }
 
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
         self.heard.stream().as_fd()
     }
 
     /// Empties the socket after it was found readable.
-    pub(super) fn clear(&self) {
+    fn clear(&self) {
         let mut sink = [0; 64];
         while matches!(self.heard.stream().read(&mut sink), Ok(n) if n > 0) {}
     }

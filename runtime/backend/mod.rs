@@ -71,10 +71,10 @@ pub(crate) trait Wake: Send + Sync {
 ///   frames in the order each worker sent them, then a worker's end
 ///   ([`Event::Ended`] or [`Event::Garbled`], once) after its last frame. It waits until something happens, `deadline` passes, or
 ///   [`Wake::wake`] is called; it may return early with nothing.
-/// - A process's death is seen from the process itself, never only from its
-///   channel closing, so a child that a task left behind holding the
-///   channel open cannot hide it. (A thread ends only by closing its
-///   channel.)
+/// - A process's death is seen from the process itself (its pidfd, where
+///   the system has them), not only from its channel closing, so a child
+///   that a task left behind holding the channel open cannot hide it. (A
+///   thread ends only by closing its channel.)
 /// - [`end`](Backend::end) empties a slot: after [`Event::Ended`], or to
 ///   retire a worker, or at shut-down. It says how the worker ended and what
 ///   its board showed last. With `kill`, a worker still running is stopped

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::channel::{Channel, Doorbell, Reading};
+use crate::backend::channel::{watch, Channel, Doorbell, Watched};
 use crate::backend::{Backend, Ending, Event, Wake};
 use crate::platform::board::Doing;
 use crate::platform::{self, Child, SharedBoard};
@@ -27,11 +27,6 @@ struct Process {
     board: SharedBoard,
     /// Its resident memory when it started, in bytes (when watched).
     resident_at_start: u64,
-    /// Its pidfd said it has ended; its end is reported once its channel
-    /// holds nothing more.
-    exited: bool,
-    /// Its end has been reported.
-    reported: bool,
 }
 
 impl ProcessBackend {
@@ -64,8 +59,6 @@ impl Backend for ProcessBackend {
             channel: Channel::new(spawned.channel),
             board: spawned.board,
             resident_at_start,
-            exited: false,
-            reported: false,
         });
         Ok(())
     }
@@ -77,50 +70,16 @@ impl Backend for ProcessBackend {
     }
 
     fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) {
-        let live: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_some_and(|p| !p.reported))
+        let mut live: Vec<Watched<'_>> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let Process { child, channel, .. } = slot.as_mut()?;
+                (!channel.is_reported()).then(|| (i, channel, child.exit_fd()))
+            })
             .collect();
-        let ready = {
-            let mut watched = vec![(self.doorbell.fd(), false)];
-            for &i in &live {
-                let process = self.slots[i].as_ref().expect("a live slot");
-                watched.push((process.channel.fd(), process.channel.wants_to_write()));
-                watched.push((process.child.exit_fd(), false));
-            }
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match platform::poll(&watched, timeout) {
-                Ok(ready) => ready,
-                // Only an invalid argument makes poll fail; look again next time.
-                Err(_) => return,
-            }
-        };
-        if ready[0].readable {
-            self.doorbell.clear();
-        }
-        for (&i, ready) in live.iter().zip(ready[1..].chunks_exact(2)) {
-            let process = self.slots[i].as_mut().expect("a live slot");
-            let (channel, exit) = (ready[0], ready[1]);
-            if channel.writable {
-                process.channel.flush();
-            }
-            process.exited |= exit.readable;
-            if !(channel.readable || process.exited) {
-                continue;
-            }
-            let ended = match process.channel.receive(i, events) {
-                Reading::Garbled => {
-                    process.reported = true;
-                    continue;
-                }
-                Reading::Closed => true,
-                Reading::Drained => process.exited,
-                Reading::More => false,
-            };
-            if ended {
-                process.reported = true;
-                events.push(Event::Ended { worker: i });
-            }
-        }
+        watch(&self.doorbell, &mut live, deadline, events);
     }
 
     fn doing(&self, worker: usize) -> Doing {

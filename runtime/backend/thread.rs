@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crate::backend::channel::{Channel, Doorbell, Reading};
+use crate::backend::channel::{watch, Channel, Doorbell, Watched};
 use crate::backend::{Backend, Ending, Event, Wake};
 use crate::platform::board::Doing;
 use crate::platform::{self, Death, SharedBoard};
@@ -23,8 +23,6 @@ struct Worker {
     thread: JoinHandle<i32>,
     channel: Channel,
     board: Arc<SharedBoard>,
-    /// Its end has been reported.
-    reported: bool,
 }
 
 impl ThreadBackend {
@@ -52,7 +50,6 @@ impl Backend for ThreadBackend {
             thread,
             channel: Channel::new(ours),
             board,
-            reported: false,
         });
         Ok(())
     }
@@ -64,40 +61,16 @@ impl Backend for ThreadBackend {
     }
 
     fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) {
-        let live: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].as_ref().is_some_and(|w| !w.reported))
+        let mut live: Vec<Watched<'_>> = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let channel = &mut slot.as_mut()?.channel;
+                (!channel.is_reported()).then_some((i, channel, None))
+            })
             .collect();
-        let ready = {
-            let mut watched = vec![(self.doorbell.fd(), false)];
-            for &i in &live {
-                let channel = &self.slots[i].as_ref().expect("a live slot").channel;
-                watched.push((channel.fd(), channel.wants_to_write()));
-            }
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match platform::poll(&watched, timeout) {
-                Ok(ready) => ready,
-                Err(_) => return,
-            }
-        };
-        if ready[0].readable {
-            self.doorbell.clear();
-        }
-        for (&i, ready) in live.iter().zip(&ready[1..]) {
-            let worker = self.slots[i].as_mut().expect("a live slot");
-            if ready.writable {
-                worker.channel.flush();
-            }
-            if ready.readable {
-                match worker.channel.receive(i, events) {
-                    Reading::Closed => {
-                        worker.reported = true;
-                        events.push(Event::Ended { worker: i });
-                    }
-                    Reading::Garbled => worker.reported = true,
-                    Reading::More | Reading::Drained => {}
-                }
-            }
-        }
+        watch(&self.doorbell, &mut live, deadline, events);
     }
 
     fn doing(&self, worker: usize) -> Doing {

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use crate::dispatch::work::Reply;
 use crate::error::Error;
 use crate::protocol::batch::{Batch, Left, Values};
-use crate::protocol::message::{decode_outcome, Failure, Outcome, Refusal};
+use crate::protocol::message::{decode_done, decode_outcome, Failure, Outcome, Refusal};
 use crate::unwind;
 
 /// What a `map` has got so far: the values, until an item fails, and how
@@ -40,16 +40,8 @@ impl<O: DeserializeOwned> Tally<O> {
                 frame,
                 outcomes,
             } => {
-                let tail = &frame.body()[outcomes..];
-                let mut values = match Batch::parse(tail) {
-                    Ok(batch) => batch.iter(),
-                    Err(reason) => {
-                        for index in first..first + u64::from(count) {
-                            self.fail(unreadable(function, index, &reason));
-                        }
-                        return Ok(());
-                    }
-                };
+                // The dispatcher checked the batch when the reply came.
+                let mut values = Batch::reopen(&frame.body()[outcomes..]).iter();
                 let (mut index, end) = (first, first + u64::from(count));
                 // The hot loop of `map`, under one panic guard: a panic
                 // while a value decodes fails that item, and the loop goes
@@ -122,9 +114,8 @@ pub(super) fn at_index(index: u64) -> usize {
 /// A reply being handed out item by item.
 pub(super) struct Decoding {
     reply: Reply,
-    /// For a `Done` reply, the outcomes still to read; `Err` when they did
-    /// not check out, for this reason.
-    left: Result<Left, String>,
+    /// For a `Done` reply, the outcomes still to read.
+    left: Left,
     next: u64,
     end: u64,
 }
@@ -138,10 +129,10 @@ impl Decoding {
                 frame,
                 outcomes,
             } => {
-                let left = Batch::parse(&frame.body()[*outcomes..]).map(|b| b.iter().left());
+                let left = Batch::reopen(&frame.body()[*outcomes..]).iter().left();
                 (*first, *count, left)
             }
-            Reply::Failed { first, count, .. } => (*first, *count, Ok(Values::empty().left())),
+            Reply::Failed { first, count, .. } => (*first, *count, Values::empty().left()),
         };
         Decoding {
             reply,
@@ -161,17 +152,13 @@ impl Decoding {
         }
         let index = self.next;
         self.next += 1;
-        let result = match (&self.reply, &mut self.left) {
-            (Reply::Done { .. }, Err(reason)) => Err(unreadable(function, index, reason)),
-            (
-                Reply::Done {
-                    frame, outcomes, ..
-                },
-                Ok(left),
-            ) => {
-                let mut values = Values::resume(&frame.body()[*outcomes..], *left);
+        let result = match &self.reply {
+            Reply::Done {
+                frame, outcomes, ..
+            } => {
+                let mut values = Values::resume(&frame.body()[*outcomes..], self.left);
                 let bytes = values.next();
-                *left = values.left();
+                self.left = values.left();
                 match bytes {
                     Some(bytes) => unwind::catch(|| read_outcome(bytes, function, index))
                         .unwrap_or_else(|report| Err(decode_panicked(function, index, &report))),
@@ -182,16 +169,29 @@ impl Decoding {
                     )),
                 }
             }
-            (Reply::Failed { failure, .. }, _) => {
-                Err(failure_error(failure, function, at_index(index)))
-            }
+            Reply::Failed { failure, .. } => Err(failure_error(failure, function, at_index(index))),
         };
         Some((index, result))
     }
 }
 
 /// Reads the outcome of item `index`, which takes the whole of `bytes`.
+#[inline]
 fn read_outcome<O: DeserializeOwned>(bytes: &[u8], function: &str, index: u64) -> Result<O, Error> {
+    match decode_done(bytes) {
+        Some(value) => Ok(value),
+        None => read_other_outcome(bytes, function, index),
+    }
+}
+
+/// Reads an outcome that is not a value that decodes: the item's error.
+#[cold]
+#[inline(never)]
+fn read_other_outcome<O: DeserializeOwned>(
+    bytes: &[u8],
+    function: &str,
+    index: u64,
+) -> Result<O, Error> {
     let codec_error = |what: String, reason: String| Error::Codec {
         function: function.to_owned(),
         index: Some(at_index(index)),

@@ -92,8 +92,8 @@ pub(crate) fn private_pair() -> io::Result<(Private, Private)> {
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: Pid,
-    /// The worker's pidfd.
-    exit: Private<OwnedFd>,
+    /// The worker's pidfd, where the system has them.
+    exit: Option<Private<OwnedFd>>,
     /// Forked by the fork server, which alone can reap it.
     by_server: bool,
     reaped: bool,
@@ -101,10 +101,13 @@ pub(crate) struct Child {
 
 impl Child {
     /// The worker `pid`, with its pidfd registered in `ours` (locked by
-    /// the caller). If no pidfd can be had, the worker is killed and reaped.
+    /// the caller). Where the system has no pidfds (Linux before 5.3, or
+    /// under valgrind), its end is seen from its channel alone; any other
+    /// failure to get one kills and reaps the worker.
     fn new(ours: &mut Vec<RawFd>, pid: Pid, by_server: bool) -> io::Result<Self> {
         let exit = match process::pidfd_open(pid) {
-            Ok(exit) => Private::register(ours, exit),
+            Ok(exit) => Some(Private::register(ours, exit)),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => None,
             Err(e) => {
                 let _ = signal::kill(pid, Signal::SIGKILL);
                 match by_server {
@@ -122,9 +125,10 @@ impl Child {
         })
     }
 
-    /// A descriptor that polls readable once the worker has ended.
-    pub(crate) fn exit_fd(&self) -> BorrowedFd<'_> {
-        self.exit.get().as_fd()
+    /// A descriptor that polls readable once the worker has ended, where
+    /// the system has pidfds.
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.exit.as_ref().map(|exit| exit.get().as_fd())
     }
 
     /// Waits for the worker, whose channel has closed, and says how it

@@ -44,6 +44,11 @@ impl BatchWriter {
         out.extend_from_slice(&self.lengths);
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&(self.lengths.len() as u32).to_le_bytes());
+        self.clear();
+    }
+
+    /// Forgets the values recorded, keeping its memory.
+    pub(crate) fn clear(&mut self) {
         self.lengths.clear();
         self.count = 0;
     }
@@ -96,6 +101,28 @@ impl<'a> Batch<'a> {
             lengths,
             count,
         })
+    }
+
+    /// Reads again a batch that [`parse`](Batch::parse) has checked, in
+    /// this process: only its trailer is read. (Its values are still read
+    /// within bounds: bytes that were not checked give wrong values or too
+    /// few, never a panic.)
+    pub(crate) fn reopen(bytes: &'a [u8]) -> Self {
+        let at = bytes.len().saturating_sub(TRAILER);
+        let (body, trailer) = bytes.split_at(at);
+        let word = |i: usize| {
+            trailer
+                .get(i..i + 4)
+                .and_then(|word| word.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
+        };
+        let split = body.len().saturating_sub(word(4) as usize);
+        let (values, lengths) = body.split_at(split);
+        Batch {
+            values,
+            lengths,
+            count: word(0),
+        }
     }
 
     /// How many values it holds.

@@ -70,6 +70,8 @@ pub(crate) fn finish(buf: &mut [u8]) -> Result<(), FrameError> {
 pub(crate) struct ReplyFrame {
     buf: Vec<u8>,
     lengths: BatchWriter,
+    /// Where the header is encoded before it is put in place.
+    header: Vec<u8>,
 }
 
 const ROOM: usize = 4 + MAX_DONE_HEADER;
@@ -79,21 +81,24 @@ impl ReplyFrame {
         ReplyFrame {
             buf: vec![0; ROOM],
             lengths: BatchWriter::new(),
+            header: Vec::with_capacity(MAX_DONE_HEADER),
         }
     }
 
     /// Starts a new frame.
     pub(crate) fn reset(&mut self) {
         self.buf.truncate(ROOM);
-        self.lengths = BatchWriter::new();
+        self.lengths.clear();
     }
 
     /// How many bytes of outcomes it holds.
+    #[inline]
     pub(crate) fn bytes(&self) -> usize {
         self.buf.len() - ROOM
     }
 
     /// Where the next outcome goes, and where it starts.
+    #[inline]
     pub(crate) fn outcome(&mut self) -> (&mut Vec<u8>, usize) {
         let mark = self.buf.len();
         (&mut self.buf, mark)
@@ -112,6 +117,7 @@ impl ReplyFrame {
     }
 
     /// Records the outcome written since `mark`.
+    #[inline]
     pub(crate) fn end_outcome(&mut self, mark: usize) {
         self.lengths.push(self.buf.len() - mark);
     }
@@ -125,15 +131,16 @@ impl ReplyFrame {
             count: self.lengths.count(),
         };
         self.lengths.finish(&mut self.buf);
-        let mut encoded = Vec::with_capacity(MAX_DONE_HEADER);
-        codec::encode(&header, &mut encoded).map_err(FrameError::Header)?;
+        let encoded = &mut self.header;
+        encoded.clear();
+        codec::encode(&header, encoded).map_err(FrameError::Header)?;
         let len = self.buf.len() - ROOM + encoded.len();
         if len > MAX_FRAME {
             return Err(FrameError::TooLong(len));
         }
         let start = ROOM - encoded.len() - 4;
         self.buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
-        self.buf[start + 4..ROOM].copy_from_slice(&encoded);
+        self.buf[start + 4..ROOM].copy_from_slice(encoded);
         Ok(&self.buf[start..])
     }
 }

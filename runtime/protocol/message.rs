@@ -122,6 +122,17 @@ pub(crate) fn encode_done<T: Serialize + ?Sized>(
     })
 }
 
+/// Reads the value of a `Done` outcome that takes the whole of `bytes`, the
+/// common case, with nothing else to do: `None` for anything else,
+/// which [`decode_outcome`] then reads.
+#[inline]
+pub(crate) fn decode_done<O: DeserializeOwned>(bytes: &[u8]) -> Option<O> {
+    match bytes.split_first() {
+        Some((&DONE, value)) => codec::decode(value).ok(),
+        _ => None,
+    }
+}
+
 /// Reads an outcome that takes the whole of `bytes`. A `Done` outcome, the
 /// common one, is read without going through the enum.
 #[inline]
