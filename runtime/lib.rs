@@ -32,6 +32,12 @@
 //! worker per call. Work before the closure (loading a table, opening a
 //! connection) therefore happens once in each worker.
 //!
+//! Workers are forked from a fork server, a fresh run of the program's own
+//! binary that forkmap starts the first time a pool needs a worker, so no
+//! set-up call is needed and no lock held by another thread of the program
+//! is ever copied into a worker; [`init`] starts it early, and says what
+//! workers see.
+//!
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
 #![deny(unsafe_code)]

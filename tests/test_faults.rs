@@ -125,13 +125,8 @@ fn bounded(body: impl FnOnce() + Send + 'static) {
     common::within("the test", BOUND, body);
 }
 
-/// The parent pid of process `pid`.
-fn parent_of(pid: &str) -> Option<u32> {
-    common::process(pid.parse().ok()?).map(|p| p.ppid)
-}
-
-fn children() -> Vec<u32> {
-    common::child_pids()
+fn workers() -> Vec<u32> {
+    common::worker_pids()
 }
 
 /// A file name no other test run uses.
@@ -154,9 +149,8 @@ fn kill_when_posted(pid_file: &Path) {
         thread::sleep(Duration::from_millis(5));
     };
     fs::remove_file(pid_file).unwrap();
-    assert_eq!(
-        parent_of(&pid),
-        Some(std::process::id()),
+    assert!(
+        common::is_worker(pid.parse().unwrap()),
         "pid {pid} is not a worker of this process"
     );
     kill(Pid::from_raw(pid.parse().unwrap()), Signal::SIGKILL).unwrap();
@@ -230,11 +224,11 @@ fn check_row<P, F>(
 
     let expected: Vec<u64> = (0..ITEMS).map(value).collect();
     assert_eq!(pool.map(value, 0..ITEMS).unwrap(), expected);
-    let left = children();
+    let left = workers();
     assert_eq!(
         left.len(),
         WORKERS,
-        "the pool should be back to {WORKERS} workers, but these are its children: {left:?}"
+        "the pool should be back to {WORKERS} workers, but these are its workers: {left:?}"
     );
 }
 
@@ -245,7 +239,7 @@ fn pool() -> ProcessPool {
 /// Checks that dropping the pool ended and reaped every worker.
 fn drop_and_count(pool: ProcessPool) {
     drop(pool);
-    let left = children();
+    let left = workers();
     assert!(left.is_empty(), "workers left after drop: {left:?}");
 }
 

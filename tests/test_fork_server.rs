@@ -1,107 +1,371 @@
-//! With the fork server, a program whose other threads take the locks its
-//! tasks take (stdout's, a mutex of its own) creates and uses 50 pools
-//! without one deadlock. Without the server, a worker forked while one of
-//! those threads held a lock would wait for it forever.
+//! The fork server starts itself, from any thread, and is never a single
+//! point of failure:
 //!
-//! `harness = false`: `main` must call `forkmap::init()` before the program
-//! has any other thread, which the test harness's threads rule out.
+//! - a program whose other threads hold stdout's lock and the allocator's
+//!   starts 1,000 pools, and no worker hangs: workers come from the server,
+//!   never from the program;
+//! - a pool built inside a `OnceLock` initialiser, whose task uses the same
+//!   `OnceLock`, returns (a worker forked from the program would wait for
+//!   the initialiser for good);
+//! - a server started from a thread that then ends goes on serving;
+//! - when a spawn fails for want of descriptors (in the program or in the
+//!   server) or of processes (`ulimit -u`), only the pool that asked gets an
+//!   error: other pools' items all succeed, and later workers still come
+//!   from the same server;
+//! - a server killed between calls is replaced at the next spawn;
+//! - where no server can be started (here: the program runs under the
+//!   dynamic loader, so that its `/proc/self/exe` is the loader), pools fork
+//!   their workers from the program and say so once, unless
+//!   `FORKMAP_QUIET=1`; with a server, forkmap prints nothing.
+//!
+//! `harness = false`: each scenario runs in a process of its own (this
+//! binary, run again with the scenario's name), so that each starts without
+//! a server and counts only its own processes.
 
 mod common;
 
-use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use forkmap::ProcessPool;
+use forkmap::{Error, ProcessPool};
+use nix::libc;
 
-/// A lock that the busy threads and the tasks both take.
-static SHARED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-
-/// Takes the locks the busy threads hold, and says who forked this worker.
-fn take_the_locks(x: u64) -> (u64, u32) {
-    print!("");
-    std::io::stdout().flush().unwrap();
-    SHARED.lock().unwrap().push(x);
-    (x * 2, std::os::unix::process::parent_id())
-}
+/// The first argument that makes this binary run one scenario.
+const SCENARIO: &str = "--forkmap-scenario";
 
 fn main() {
-    forkmap::init().expect("the fork server starts while the program has one thread");
-    forkmap::init().expect("a second init does nothing");
-
-    common::within(
-        "test_fork_server: a worker is deadlocked, or a pool hangs",
-        Duration::from_secs(30),
-        pools_beside_busy_threads,
-    );
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, name] = args.as_slice() {
+        if flag == SCENARIO {
+            return run_scenario(name);
+        }
+    }
+    for name in SCENARIOS.iter().map(|(name, _)| *name) {
+        let stderr = run_alone(name, &[]);
+        assert!(
+            !stderr.contains("forkmap:"),
+            "{name}: forkmap printed with a server running: {stderr}"
+        );
+    }
+    without_a_server();
 }
 
-fn pools_beside_busy_threads() {
+type Scenario = fn();
+
+const SCENARIOS: &[(&str, Scenario)] = &[
+    ("pools_beside_lock_holders", pools_beside_lock_holders),
+    ("a_pool_in_a_once_lock", a_pool_in_a_once_lock),
+    ("a_server_outlives_its_thread", a_server_outlives_its_thread),
+    (
+        "no_descriptors_in_the_program",
+        no_descriptors_in_the_program,
+    ),
+    ("no_descriptors_in_the_server", no_descriptors_in_the_server),
+    ("no_processes_for_the_server", no_processes_for_the_server),
+    ("a_killed_server_is_replaced", a_killed_server_is_replaced),
+];
+
+/// Scenarios that `main` runs in another way than [`SCENARIOS`].
+const OTHERS: &[(&str, Scenario)] = &[("forked_from_the_program", forked_from_the_program)];
+
+/// Runs one scenario in a process of its own, bounded, with `env` added,
+/// fails if it fails, and returns what it wrote on stderr.
+fn run_alone(name: &str, env: &[(&str, &str)]) -> String {
+    run_command(name, Command::new(std::env::current_exe().unwrap()), env)
+}
+
+fn run_command(name: &str, mut command: Command, env: &[(&str, &str)]) -> String {
     let started = Instant::now();
+    command.args([SCENARIO, name]);
+    command.envs(env.iter().copied());
+    let output = common::within(name, Duration::from_secs(120), move || {
+        command.output().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "scenario {name} failed: {}; its stderr: {stderr}",
+        output.status
+    );
+    println!(
+        "test_fork_server: {name} {env:?} ok ({:.2?})",
+        started.elapsed()
+    );
+    stderr
+}
+
+/// Runs the program under the dynamic loader: `/proc/self/exe` is then the
+/// loader, which cannot be a fork server.
+fn without_a_server() {
+    let loader = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .expect("a dynamic loader to run the program under");
+    let under_loader = || {
+        let mut command = Command::new(loader);
+        command.arg(std::env::current_exe().unwrap());
+        command
+    };
+    let stderr = run_command("forked_from_the_program", under_loader(), &[]);
+    let warnings = stderr
+        .matches("forkmap: could not start the fork server")
+        .count();
+    assert_eq!(warnings, 1, "one warning was expected: {stderr}");
+    assert!(stderr.contains("FORKMAP_QUIET=1"), "{stderr}");
+    let quiet = run_command(
+        "forked_from_the_program",
+        under_loader(),
+        &[("FORKMAP_QUIET", "1")],
+    );
+    assert!(!quiet.contains("forkmap:"), "FORKMAP_QUIET=1: {quiet}");
+}
+
+fn run_scenario(name: &str) {
+    let (_, scenario) = SCENARIOS
+        .iter()
+        .chain(OTHERS)
+        .find(|(known, _)| *known == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"));
+    common::within(name, Duration::from_secs(90), scenario);
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Takes stdout's lock and allocates, and says who forked this worker.
+fn print_and_allocate(x: u64) -> (u64, u32) {
+    use std::io::Write;
+    let scratch: Vec<u64> = (0..64).collect();
+    let mut out = std::io::stdout().lock();
+    out.flush().unwrap();
+    drop(out);
+    (x * 2 + scratch[0], std::os::unix::process::parent_id())
+}
+
+/// The one fork server of this process.
+fn server_pid() -> u32 {
+    let servers = common::fork_servers();
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    servers[0].pid
+}
+
+fn pools_beside_lock_holders() {
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         for _ in 0..4 {
             scope.spawn(|| {
-                let mut i = 0u64;
+                let mut kept = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.flush();
-                    let mut shared = SHARED.lock().unwrap();
-                    shared.push(i);
-                    shared.truncate(16);
-                    drop(shared);
+                    let out = std::io::stdout().lock();
+                    // The allocator's locks are taken while stdout's is held.
+                    kept.push(vec![0u8; 512]);
+                    if kept.len() > 64 {
+                        kept.clear();
+                    }
                     drop(out);
-                    i += 1;
                 }
             });
         }
-
-        assert!(
-            matches!(forkmap::init(), Ok(())),
-            "init with the server running does nothing, even with threads"
-        );
         let me = std::process::id();
-        for round in 0..50 {
+        for round in 0..1_000 {
             let pool = ProcessPool::new(2).expect("a pool starts");
             let results = pool
-                .map(take_the_locks, 0..8u64)
+                .map(print_and_allocate, 0..4u64)
                 .unwrap_or_else(|e| panic!("round {round}: {e}"));
             for (x, (doubled, forker)) in results.into_iter().enumerate() {
                 assert_eq!(doubled, x as u64 * 2);
-                assert_ne!(
-                    forker, me,
-                    "a worker was forked by the program, not the server"
-                );
+                assert_ne!(forker, me, "a worker was forked by the program");
             }
         }
         stop.store(true, Ordering::Relaxed);
     });
-    println!(
-        "test_fork_server: 50 pools beside 4 busy threads, no deadlock ({:.2?})",
-        started.elapsed()
-    );
+    assert_eq!(common::fork_servers().len(), 1, "1,000 pools, one server");
+}
 
-    // The server killed from outside: pools fork their workers themselves
-    // from then on, and an existing pool replaces the workers it lost.
-    let before = ProcessPool::new(2).expect("a pool");
-    assert_eq!(before.map(|x: u64| x + 1, 0..4).unwrap(), [1, 2, 3, 4]);
-    let server = common::child_pids();
+static POOL: OnceLock<ProcessPool> = OnceLock::new();
+
+/// The pool, built the first time it is asked for, and warmed up by a call
+/// whose task asks for it too.
+fn pool_in_once_lock() -> &'static ProcessPool {
+    POOL.get_or_init(|| {
+        let pool = ProcessPool::new(2).expect("a pool starts");
+        let warmed = pool
+            .map(doubled_through_the_pool, 0..4u64)
+            .expect("warm-up");
+        assert_eq!(warmed, [0, 2, 4, 6]);
+        pool
+    })
+}
+
+/// Asks for the pool from a task: in a worker, which sees the program's
+/// statics as they are at start, that builds a pool of its own.
+fn doubled_through_the_pool(x: u64) -> u64 {
+    if std::env::var_os("FORKMAP_NESTED").is_some() {
+        return x * 2;
+    }
+    std::env::set_var("FORKMAP_NESTED", "1");
+    pool_in_once_lock()
+        .apply(double, (x,))
+        .expect("a nested call")
+}
+
+fn a_pool_in_a_once_lock() {
+    assert_eq!(pool_in_once_lock().map(double, 0..3u64).unwrap(), [0, 2, 4]);
+}
+
+fn a_server_outlives_its_thread() {
+    let first = thread::spawn(|| {
+        let pool = ProcessPool::new(2).unwrap();
+        assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+        server_pid()
+    })
+    .join()
+    .unwrap();
+    thread::sleep(Duration::from_millis(100));
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    assert_eq!(server_pid(), first, "the same server serves on");
+}
+
+/// Sleeps 300 ms, then doubles: an item that is running while another pool
+/// fails to start.
+fn slow_double(x: u64) -> u64 {
+    thread::sleep(Duration::from_millis(300));
+    x * 2
+}
+
+/// Starts a pool whose items run while `fail` makes the next spawn fail:
+/// the pool that asks then gets an error, the running pool's items all
+/// succeed, and, once `restore` has run, a new pool comes from the same
+/// server.
+fn only_the_asking_pool_fails(fail: impl FnOnce(u32), restore: impl FnOnce(u32), what: &str) {
+    let running = ProcessPool::new(2).unwrap();
+    let server = server_pid();
+    let handle = running.map_async(slow_double, 0..8u64);
+    fail(server);
+    let refused = ProcessPool::new(2);
+    restore(server);
+    match refused {
+        Err(Error::Spawn(e)) => println!("{what}: the asking pool got: {e}"),
+        Err(other) => panic!("{what}: the wrong error: {other:?}"),
+        Ok(_) => panic!("{what}: a pool started although spawning could not work"),
+    }
     assert_eq!(
-        server.len(),
-        1,
-        "the fork server is this program's one child"
+        handle.get().expect("the running pool's items"),
+        (0..8).map(|x| x * 2).collect::<Vec<u64>>()
     );
+    let after = ProcessPool::new(2).expect("a pool starts again");
+    assert_eq!(after.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    assert_eq!(server_pid(), server, "{what}: the same server serves on");
+    for worker in common::workers() {
+        assert_eq!(worker.ppid, server, "a worker not from the server");
+    }
+}
+
+/// Sets the soft limit of `resource` for process `pid` (0: this one).
+fn set_limit(pid: u32, resource: libc::__rlimit_resource_t, soft: libc::rlim_t) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `prlimit` reads `new` and writes `old`, both valid locals.
+    let got = unsafe { libc::prlimit(pid as i32, resource, std::ptr::null(), &mut old) };
+    assert_eq!(got, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above.
+    let set = unsafe { libc::prlimit(pid as i32, resource, &new, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+fn no_descriptors_in_the_program() {
+    only_the_asking_pool_fails(
+        // Room for the new pool's own socket pair, none for a worker's.
+        |_| {
+            set_limit(
+                0,
+                libc::RLIMIT_NOFILE,
+                common::open_descriptors() as u64 + 2,
+            )
+        },
+        |_| set_limit(0, libc::RLIMIT_NOFILE, 1024),
+        "no descriptors in the program",
+    );
+}
+
+fn no_descriptors_in_the_server() {
+    only_the_asking_pool_fails(
+        |server| set_limit(server, libc::RLIMIT_NOFILE, 4),
+        |server| set_limit(server, libc::RLIMIT_NOFILE, 1024),
+        "no descriptors in the server",
+    );
+}
+
+/// `ulimit -u`. The limit does not hold for root, so as root this scenario
+/// runs itself again as user `nobody`.
+fn no_processes_for_the_server() {
+    // SAFETY: `geteuid` only reads this process's credentials.
+    if unsafe { libc::geteuid() } == 0 {
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([SCENARIO, "no_processes_for_the_server"])
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .unwrap();
+        assert!(status.success(), "as nobody: {status}");
+        return;
+    }
+    only_the_asking_pool_fails(
+        |server| set_limit(server, libc::RLIMIT_NPROC, 1),
+        |server| set_limit(server, libc::RLIMIT_NPROC, libc::RLIM_INFINITY),
+        "no processes for the server",
+    );
+}
+
+fn a_killed_server_is_replaced() {
+    let before = ProcessPool::new(2).unwrap();
+    assert_eq!(before.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    let first = server_pid();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server[0] as i32),
+        nix::unistd::Pid::from_raw(first as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     thread::sleep(Duration::from_millis(200));
-    let after = ProcessPool::new(2).expect("a pool without the server");
-    assert_eq!(after.map(|x: u64| x * 3, 0..4).unwrap(), [0, 3, 6, 9]);
-    // Its workers died with the server, between calls: nothing is lost.
-    assert_eq!(before.map(|x: u64| x + 1, 0..4).unwrap(), [1, 2, 3, 4]);
-    println!("test_fork_server: pools work on after the fork server was killed");
+    let after = ProcessPool::new(2).expect("a pool after the server was killed");
+    assert_eq!(after.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    let second = server_pid();
+    assert_ne!(second, first, "a new server");
+    // The old pool's workers died with the old server, between calls: it
+    // replaces them, from the new server, and loses nothing.
+    assert_eq!(before.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    for worker in common::workers() {
+        assert_eq!(worker.ppid, second, "a worker not from the new server");
+    }
+}
+
+/// Pools without a server: workers forked from the program, which say so
+/// once (whatever the number of pools), and work.
+fn forked_from_the_program() {
+    let error = forkmap::init().expect_err("no fork server can start under the loader");
+    assert!(matches!(error, Error::Spawn(_)), "{error:?}");
+    for _ in 0..3 {
+        let pool = ProcessPool::new(2).unwrap();
+        assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+        let forkers = pool
+            .map(|_: u64| std::os::unix::process::parent_id(), 0..4u64)
+            .unwrap();
+        assert!(
+            forkers.iter().all(|&pid| pid == std::process::id()),
+            "workers forked from the program: {forkers:?}"
+        );
+    }
+    assert!(common::fork_servers().is_empty());
 }

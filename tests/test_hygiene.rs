@@ -1,7 +1,7 @@
-//! Dropping a pool leaves no child process, no zombie, no open descriptor
+//! Dropping a pool leaves no worker process, no zombie, no open descriptor
 //! and no memory behind. This binary is its own process, so no other test
 //! file's pools share its process table; its tests take turns, so neither
-//! sees the other's workers.
+//! sees the other's workers. The fork server, started once, stays.
 
 mod common;
 
@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use common::{alone, open_descriptors, resident_kib, within};
 use forkmap::ProcessPool;
 
-fn children() -> HashSet<u32> {
-    common::child_pids().into_iter().collect()
+fn workers() -> HashSet<u32> {
+    common::worker_pids().into_iter().collect()
 }
 
-/// The children left, each with its state letter (`R`, `S`, `Z`, ...).
-fn children_with_state() -> Vec<(u32, char)> {
-    common::children()
+/// The workers left, each with its state letter (`R`, `S`, `Z`, ...).
+fn workers_with_state() -> Vec<(u32, char)> {
+    common::workers()
         .into_iter()
         .map(|p| (p.pid, p.state))
         .collect()
@@ -42,8 +42,9 @@ fn dropping_pools_leaves_no_child_and_no_descriptor() {
 }
 
 fn dropping_pools() {
+    forkmap::init().unwrap();
     let fds_before = open_descriptors();
-    assert_eq!(children(), HashSet::new(), "children before any pool");
+    assert_eq!(workers(), HashSet::new(), "workers before any pool");
     for _ in 0..20 {
         let pool = ProcessPool::new(4).unwrap();
         let served: HashSet<u32> = pool
@@ -51,20 +52,20 @@ fn dropping_pools() {
             .unwrap()
             .into_iter()
             .collect();
-        let alive = children();
-        assert_eq!(alive.len(), 4, "a live pool of 4 has 4 children: {alive:?}");
+        let alive = workers();
+        assert_eq!(alive.len(), 4, "a live pool of 4 has 4 workers: {alive:?}");
         assert!(
             served.is_subset(&alive),
-            "results came from {served:?}, children are {alive:?}"
+            "results came from {served:?}, workers are {alive:?}"
         );
         // A worker that died mid-call is reaped and replaced, not leaked.
         let _ = pool.apply(|| -> u8 { std::process::exit(1) }, ());
-        assert_eq!(children().len(), 4);
+        assert_eq!(workers().len(), 4);
         drop(pool);
         assert_eq!(
-            children(),
+            workers(),
             HashSet::new(),
-            "children after the pool was dropped"
+            "workers after the pool was dropped"
         );
     }
     assert_eq!(open_descriptors(), fds_before, "descriptors after 20 pools");
@@ -75,21 +76,21 @@ fn dropping_pools() {
 fn cycle(round: usize) {
     let pool = ProcessPool::new(2).unwrap();
     let results = pool.map(square_where, 0..6u64).unwrap();
-    let alive = children();
+    let alive = workers();
     assert_eq!(
         alive.len(),
         2,
-        "round {round}: a live pool of 2 has 2 children: {alive:?}"
+        "round {round}: a live pool of 2 has 2 workers: {alive:?}"
     );
     for (x, (square, pid)) in results.into_iter().enumerate() {
         assert_eq!(square, (x * x) as u64, "round {round}: item {x}");
         assert!(
             alive.contains(&pid),
-            "round {round}: item {x} ran in {pid}, children are {alive:?}"
+            "round {round}: item {x} ran in {pid}, workers are {alive:?}"
         );
     }
     drop(pool);
-    let left = children_with_state();
+    let left = workers_with_state();
     assert!(
         left.is_empty(),
         "round {round}: processes (pid, state) left after the pool was dropped: {left:?}"
@@ -112,7 +113,8 @@ fn a_thousand_pools_leave_no_child_descriptor_or_memory() {
 }
 
 fn a_thousand_pools() {
-    assert_eq!(children(), HashSet::new(), "children before any pool");
+    forkmap::init().unwrap();
+    assert_eq!(workers(), HashSet::new(), "workers before any pool");
     let fds_before = open_descriptors();
     for round in 0..WARM_UP {
         cycle(round);

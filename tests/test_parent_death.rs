@@ -3,9 +3,9 @@
 //! printed has reached the program's stdout and stderr.
 //!
 //! `harness = false`: `main` re-runs this binary as the program under test,
-//! once forking workers itself ("direct") and once from the fork server
-//! ("server"), which must call `forkmap::init()` before it has any other
-//! thread; the test harness's threads rule that out.
+//! three ways: with the fork server started by its first pool ("lazy"), by
+//! `forkmap::init()` ("init"), and with no server, its workers forked from
+//! the program itself (`FORKMAP_NO_FORK_SERVER=1`: "direct").
 
 mod common;
 
@@ -33,29 +33,41 @@ const GONE_WITHIN: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// The pool forks its workers from this program.
+    /// The first pool starts the fork server, which forks the workers.
+    Lazy,
+    /// `forkmap::init()` starts the fork server first.
+    Init,
+    /// No fork server: the pool forks its workers from this program.
     Direct,
-    /// `forkmap::init()` first: the fork server forks the workers.
-    Server,
 }
+
+const MODES: [Mode; 3] = [Mode::Lazy, Mode::Init, Mode::Direct];
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
+            Mode::Lazy => "lazy",
+            Mode::Init => "init",
             Mode::Direct => "direct",
-            Mode::Server => "server",
         }
+    }
+
+    fn has_server(self) -> bool {
+        self != Mode::Direct
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [flag, mode] if flag == CHILD && mode == "direct" => program_under_test(Mode::Direct),
-        [flag, mode] if flag == CHILD && mode == "server" => program_under_test(Mode::Server),
+    let under_test = match args.as_slice() {
+        [flag, name] if flag == CHILD => MODES.into_iter().find(|mode| mode.name() == name),
+        _ => None,
+    };
+    match under_test {
+        Some(mode) => program_under_test(mode),
         // Anything else, such as `--nocapture` from `cargo test -- ...`: the test.
-        _ => common::within("test_parent_death", Duration::from_secs(30), || {
-            for mode in [Mode::Direct, Mode::Server] {
+        None => common::within("test_parent_death", Duration::from_secs(30), || {
+            for mode in MODES {
                 kill_the_program(mode);
             }
         }),
@@ -78,8 +90,8 @@ fn speak(i: u64) -> u32 {
 /// program is killed.
 fn program_under_test(mode: Mode) -> ! {
     print!("{UNFINISHED}");
-    if mode == Mode::Server {
-        forkmap::init().expect("the fork server starts while the program has one thread");
+    if mode == Mode::Init {
+        forkmap::init().expect("the fork server starts");
     }
     let pool = ProcessPool::new(WORKERS).expect("a pool starts");
     let ran = pool.map(speak, 0..ITEMS).expect("the map runs");
@@ -176,7 +188,11 @@ impl Drop for Killed {
 /// Starts the program under test in `mode`, waits for its pool, kills it
 /// with SIGKILL and checks that its workers (and server) follow it.
 fn kill_the_program(mode: Mode) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if mode == Mode::Direct {
+        command.env("FORKMAP_NO_FORK_SERVER", "1");
+    }
+    let mut child = command
         .args([CHILD, mode.name()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -200,14 +216,11 @@ fn kill_the_program(mode: Mode) {
     assert_eq!(ready, format!("ready {program_pid}"), "{}", mode.name());
 
     let below = descendants(program_pid);
-    let servers: Vec<u32> = match mode {
-        Mode::Direct => Vec::new(),
-        Mode::Server => below
-            .iter()
-            .filter(|p| p.ppid == program_pid)
-            .map(|p| p.pid)
-            .collect(),
-    };
+    let servers: Vec<u32> = below
+        .iter()
+        .filter(|p| p.ppid == program_pid && p.name() == "forkmap-server")
+        .map(|p| p.pid)
+        .collect();
     let workers: HashSet<u32> = below
         .iter()
         .filter(|p| !servers.contains(&p.pid))
@@ -215,7 +228,7 @@ fn kill_the_program(mode: Mode) {
         .collect();
     assert_eq!(
         servers.len(),
-        usize::from(mode == Mode::Server),
+        usize::from(mode.has_server()),
         "{}: the program's fork servers, among its descendants {below:?}",
         mode.name()
     );

@@ -528,6 +528,39 @@ pool_suite!(serial, forkmap::SerialPool::new());
 
 // ---- what differs between pools -------------------------------------------
 
+thread_local! {
+    /// A global that is not `Sync`: each worker keeps its own.
+    static SEEN: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Remembers `x` in this worker's [`SEEN`] and says how many it has seen.
+fn remember(x: u64) -> (usize, u32) {
+    let seen = SEEN.with(|seen| {
+        seen.borrow_mut().push(x);
+        seen.borrow().len()
+    });
+    (seen, std::os::unix::process::parent_id())
+}
+
+#[test]
+fn a_test_runs_a_process_pool_whose_tasks_use_a_global_that_is_not_sync() {
+    // The harness has started threads: the fork server starts all the same.
+    forkmap::init().expect("the fork server starts in a #[test]");
+    let pool = forkmap::ProcessPool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let seen = pool.map(remember, 0..5u64).unwrap();
+    let counts: Vec<usize> = seen.iter().map(|&(count, _)| count).collect();
+    assert_eq!(counts, [1, 2, 3, 4, 5], "the worker keeps its global");
+    assert!(
+        seen.iter().all(|&(_, forker)| forker != std::process::id()),
+        "a worker was forked from the test program: {seen:?}"
+    );
+    SEEN.with(|seen| assert!(seen.borrow().is_empty(), "the test's own copy"));
+}
+
 #[test]
 fn workers_is_what_the_pool_was_made_with() {
     assert_eq!(forkmap::ProcessPool::new(3).unwrap().workers(), 3);

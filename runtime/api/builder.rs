@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::engine::{CallOptions, Engine, Kind};
-use crate::api::init;
 use crate::dispatch::scheduler::WorkerOptions;
 use crate::error::Error;
 use crate::protocol::frame;
@@ -229,7 +228,6 @@ impl Builder<ProcessPool> {
     /// Forks the workers. Fails with [`Error::Config`] for an option of zero,
     /// and with [`Error::Spawn`] when the system cannot fork.
     pub fn build(self) -> Result<ProcessPool, Error> {
-        init::warn_if_threaded();
         self.start(Kind::Process).map(ProcessPool::from_engine)
     }
 }

@@ -1,91 +1,64 @@
-//! [`init`]: starting the fork server at the top of `main`.
-
-use std::sync::Once;
+//! [`init`]: starting the fork server early.
 
 use crate::error::Error;
-use crate::{platform, worker};
+use crate::platform;
 
-/// Starts forkmap's fork server: call it first thing in `main`, before the
-/// program starts any thread. From then on every [`ProcessPool`] forks its
-/// workers from the server instead of from the program.
+/// Starts forkmap's fork server now, rather than when the first
+/// [`ProcessPool`] needs a worker. Calling it is never required: it is safe
+/// to call from any thread, at any time, any number of times.
 ///
 /// ```
 /// fn main() -> Result<(), forkmap::Error> {
-///     forkmap::init()?;
-///     // ... start threads, build pools ...
+///     forkmap::init()?; // optional: starts the fork server now
 ///     let pool = forkmap::ProcessPool::new(2)?;
 ///     assert_eq!(pool.map(|x: u64| x + 1, 0..3)?, [1, 2, 3]);
 ///     Ok(())
 /// }
 /// ```
 ///
-/// # Why
+/// # The fork server
 ///
 /// A fork copies only the thread that forks. Every lock that another thread
-/// of the program holds at that moment stays locked in the copy for good:
-/// the lock of `stdout` while a thread prints, the lock of the environment
-/// while a thread reads a variable, a lock inside a C library, a logger's.
-/// A task that takes such a lock in the worker waits forever. (The allocator
-/// is safe: glibc resets its locks in a forked child.) Python 3.14 stopped
-/// forking by default for this reason.
+/// of a program holds at that moment stays locked in the copy for good: the
+/// lock of `stdout` while a thread prints, a `OnceLock` being initialised, a
+/// logger's, a lock inside a C library. A task that takes such a lock in a
+/// worker would wait forever. (Python 3.14 stopped forking by default for
+/// this reason.) So forkmap never forks workers from the program: the first
+/// time a pool needs a worker, it runs the program's own binary again
+/// (`/proc/self/exe`) as a fork server, which forks every worker from then
+/// on. The server never runs the program's `main` or any of its threads:
+/// a function forkmap places before `main` recognises it and serves forks
+/// instead, so the workers it forks hold no lock they cannot take, under
+/// `#[tokio::main]`, in a `#[test]`, or in a library that does not own
+/// `main`.
 ///
-/// The server is forked while the program has one thread and never starts
-/// another, so the workers it forks hold no lock they cannot take. Without
-/// it, pools fork from a thread of their own while the rest of the program
-/// runs, and forkmap prints a warning the first time it does so from a
-/// program with other threads.
+/// Call `init` anyway to pay the server's start-up (a few milliseconds)
+/// before the first pool rather than in it.
 ///
 /// # What workers see
 ///
-/// A worker forked from the server is a copy of the program as it was when
-/// `init` ran, not as it is when the pool starts: statics set later, files
-/// opened later and changes to the environment or the working directory made
-/// later are not in it. What a task needs travels with it: the arguments of a
-/// [`#[remote]`](crate::remote) factory and each item's arguments.
+/// A worker is a copy of the program as it is when it starts, before
+/// `main`: statics hold their initial values, and nothing that `main` or
+/// any thread did is there (a logger set up in `main`, a global set at run
+/// time, files opened since). Environment variables are those the program
+/// had when the server started. What a task needs travels with it: the
+/// arguments of a [`#[remote]`](crate::remote) factory, each item's
+/// arguments, and a pool's [`initializer`](crate::Builder::initializer),
+/// which runs once in each worker.
 ///
-/// If the server ends while the program runs (killed from outside), pools
-/// notice at their next fork, say so once on stderr, and fork their workers
-/// themselves from then on; a pool replaces the workers it lost with it.
+/// If the server dies (killed from outside), the next pool that needs a
+/// worker starts a new one; the workers of the old one died with it, and
+/// their pools replace them.
 ///
 /// # Errors
 ///
-/// [`Error::Config`] if the program already has another thread (the server
-/// would inherit the same hazard), and [`Error::Spawn`] if the server cannot
-/// be forked. Either way pools still work, forked from the program. Calling
-/// `init` again, or in a worker, does nothing.
+/// [`Error::Spawn`] if no server can be started here (no `/proc`, a binary
+/// that cannot be run again, a seccomp policy). Pools still work: they then
+/// fork their workers from the program, and say so once on stderr, with
+/// the hazard above; set the environment variable `FORKMAP_QUIET=1` to
+/// silence that warning.
 ///
 /// [`ProcessPool`]: crate::ProcessPool
 pub fn init() -> Result<(), Error> {
-    if platform::in_worker() || platform::server_running() {
-        return Ok(());
-    }
-    if platform::thread_count().map_err(Error::Spawn)? > 1 {
-        return Err(Error::Config(
-            "forkmap::init must run before the program starts any thread: call it first in main",
-        ));
-    }
-    platform::start_server(worker::run).map_err(Error::Spawn)?;
-    Ok(())
-}
-
-/// Warns, once per process, that workers are about to be forked from a
-/// program with other threads, without the fork server.
-pub(crate) fn warn_if_threaded() {
-    static WARNED: Once = Once::new();
-    if platform::in_worker() || platform::server_running() {
-        return;
-    }
-    let Ok(threads) = platform::thread_count() else {
-        return;
-    };
-    if threads > 1 {
-        WARNED.call_once(|| {
-            eprintln!(
-                "forkmap: forking workers from a program with {threads} threads: a lock another \
-                 thread holds at that moment (stdout's, the environment's, a C library's) stays \
-                 locked in the worker, and a task that takes it hangs. Call forkmap::init() first \
-                 in main to fork workers from a clean process instead."
-            );
-        });
-    }
+    platform::start_server().map_err(Error::Spawn)
 }

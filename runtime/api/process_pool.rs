@@ -29,15 +29,12 @@ use crate::error::Error;
 /// # Ok::<(), forkmap::Error>(())
 /// ```
 ///
-/// # Forking and threads
+/// # Where workers come from
 ///
-/// Call [`forkmap::init()`](fn@crate::init) first thing in `main`: workers are
-/// then forked from a fork server that has no other threads. Without it,
-/// workers are forked from a thread the pool owns while the rest of the
-/// program runs, and a lock that another thread held at that moment (the
-/// lock of `stdout` while it prints, a lock inside a C library) stays locked
-/// in the worker forever, so a task that takes it hangs. forkmap warns once
-/// when it forks from a program with other threads without the server.
+/// Workers are forked from forkmap's fork server, a fresh run of the
+/// program's own binary that never runs its `main` or its threads, started
+/// the first time a pool needs a worker (see [`forkmap::init`](fn@crate::init)
+/// for what workers see, and why). No set-up call is needed, from any thread.
 pub struct ProcessPool {
     engine: Engine,
 }

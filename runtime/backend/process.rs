@@ -9,10 +9,9 @@ use crate::backend::channel::{watch, Channel, Doorbell, Watched};
 use crate::backend::{Backend, Ending, Event, Wake};
 use crate::platform::board::Doing;
 use crate::platform::{self, Child, SharedBoard};
-use crate::worker;
 
-/// Worker processes, forked by the fork server when it runs and by the
-/// dispatcher's thread otherwise (see `platform::spawn_worker`).
+/// Worker processes, forked by the fork server (or, where none can be
+/// started, by the dispatcher's thread: see `platform::spawn_worker`).
 pub(crate) struct ProcessBackend {
     doorbell: Doorbell,
     slots: Vec<Option<Process>>,
@@ -45,7 +44,7 @@ impl ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn start(&mut self, worker: usize) -> io::Result<()> {
-        let spawned = platform::spawn_worker(worker::run)?;
+        let spawned = platform::spawn_worker()?;
         // Read only where a limit needs it: it costs a file read per worker.
         let resident_at_start = match self.watch_memory {
             true => spawned.child.resident().unwrap_or(0),

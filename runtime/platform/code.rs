@@ -67,6 +67,32 @@ pub(crate) fn function_at<R>(offset: i64, sent: u64) -> Option<fn(&[u8]) -> R> {
     Some(unsafe { std::mem::transmute::<usize, fn(&[u8]) -> R>(address) })
 }
 
+/// A number that tells builds of the program apart: where some of
+/// forkmap's functions lie in the program image, relative to each other,
+/// and forkmap's version. Two runs of the same binary agree; another build
+/// (other code, or another version of forkmap) differs, so that a code
+/// offset made by one is never used by the other.
+pub(crate) fn build_identity() -> u64 {
+    let places: [fn(&[u8]) -> u64; 2] = [place_a, place_b];
+    let mut hasher = std::hash::DefaultHasher::new();
+    for place in places {
+        std::hash::Hash::hash(&code_offset(place), &mut hasher);
+    }
+    std::hash::Hash::hash(&("forkmap build", env!("CARGO_PKG_VERSION")), &mut hasher);
+    std::hash::Hasher::finish(&hasher)
+}
+
+/// Two functions whose places [`build_identity`] hashes.
+#[inline(never)]
+fn place_a(bytes: &[u8]) -> u64 {
+    bytes.len() as u64
+}
+
+#[inline(never)]
+fn place_b(bytes: &[u8]) -> u64 {
+    bytes.first().map_or(0, |&b| u64::from(b))
+}
+
 /// A value of the zero-sized `Copy` type `F`: a function item, or a closure
 /// that captures nothing.
 ///

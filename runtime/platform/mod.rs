@@ -6,11 +6,14 @@ pub(crate) mod board;
 pub(crate) mod code;
 mod death;
 mod process;
+mod rust_runtime;
 mod server;
 mod shared;
 
 pub use death::Death;
-pub(crate) use process::{in_worker, WorkerBody};
+pub(crate) use process::WorkerBody;
+pub(crate) use rust_runtime::set_task;
+pub(crate) use server::WORKER_BODY;
 pub(crate) use shared::SharedBoard;
 
 use std::io;
@@ -94,9 +97,18 @@ pub(crate) struct Child {
     pid: Pid,
     /// The worker's pidfd, where the system has them.
     exit: Option<Private<OwnedFd>>,
-    /// Forked by the fork server, which alone can reap it.
-    by_server: bool,
+    /// Who forked it, and so who can reap it.
+    forker: Forker,
     reaped: bool,
+}
+
+/// Who forked a worker.
+#[derive(Debug, Clone, Copy)]
+enum Forker {
+    /// A fork server, of this generation: only it can reap the worker.
+    Server(u64),
+    /// This process.
+    Program,
 }
 
 impl Child {
@@ -104,25 +116,20 @@ impl Child {
     /// the caller). Where the system has no pidfds (Linux before 5.3, or
     /// under valgrind), its end is seen from its channel alone; any other
     /// failure to get one kills and reaps the worker.
-    fn new(ours: &mut Vec<RawFd>, pid: Pid, by_server: bool) -> io::Result<Self> {
-        let exit = match process::pidfd_open(pid) {
-            Ok(exit) => Some(Private::register(ours, exit)),
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => None,
-            Err(e) => {
-                let _ = signal::kill(pid, Signal::SIGKILL);
-                match by_server {
-                    true => server::reap(pid, true),
-                    false => process::reap(pid, true),
-                };
-                return Err(e);
-            }
-        };
-        Ok(Child {
+    fn new(ours: &mut Vec<RawFd>, pid: Pid, forker: Forker) -> io::Result<Self> {
+        let mut child = Child {
             pid,
-            exit,
-            by_server,
+            exit: None,
+            forker,
             reaped: false,
-        })
+        };
+        match process::pidfd_open(pid) {
+            Ok(exit) => child.exit = Some(Private::register(ours, exit)),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOSYS) => {}
+            // Dropping the child kills and reaps it.
+            Err(e) => return Err(e),
+        }
+        Ok(child)
     }
 
     /// A descriptor that polls readable once the worker has ended, where
@@ -140,16 +147,22 @@ impl Child {
 
     fn wait(&mut self, kill: bool) -> Death {
         self.reaped = true;
-        if self.by_server {
-            server::reap(self.pid, kill)
-        } else {
-            process::reap(self.pid, kill)
+        match self.forker {
+            Forker::Server(generation) => server::reap(self.pid, kill, generation),
+            Forker::Program => process::reap(self.pid, kill),
         }
     }
 
-    /// Kills the worker at once; its end-of-file follows, then [`reap`](Child::reap).
+    /// Kills the worker at once; its end follows, then [`reap`](Child::reap).
+    /// Through its pidfd where there is one, so that a worker long gone whose
+    /// pid was given to another process never has that process killed.
     pub(crate) fn kill(&self) {
-        let _ = signal::kill(self.pid, Signal::SIGKILL);
+        match &self.exit {
+            Some(exit) => process::pidfd_kill(exit.get()),
+            None => {
+                let _ = signal::kill(self.pid, Signal::SIGKILL);
+            }
+        }
     }
 
     /// Its resident memory, in bytes, or `None` once it is gone.
@@ -177,20 +190,27 @@ pub(crate) struct Spawned {
     pub(crate) board: SharedBoard,
 }
 
-/// Starts a worker process that runs `body` on its end of a new channel:
-/// forked by the fork server when [`start_server`] has run, and otherwise
-/// from the calling thread, which the worker then dies with
-/// (`PR_SET_PDEATHSIG`), so call it from the thread that owns the pool for
+/// Starts a worker process, which runs the worker body (`WORKER_BODY`) on
+/// its end of a new channel: forked by the fork server, started the first
+/// time it is needed, and from the calling thread when no server can be
+/// started. A worker forked from the calling thread dies with it
+/// (`PR_SET_PDEATHSIG`), so call this from the thread that owns the pool for
 /// the pool's whole life.
-pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
-    if let Some((pid, channel, board)) = server::spawn() {
+pub(crate) fn spawn_worker() -> io::Result<Spawned> {
+    if let Some(forked) = server::spawn() {
+        let forked = forked?;
         let mut ours = ours();
         return Ok(Spawned {
-            child: Child::new(&mut ours, pid, true)?,
-            channel: Private::register(&mut ours, channel),
-            board,
+            child: Child::new(&mut ours, forked.pid, Forker::Server(forked.generation))?,
+            channel: Private::register(&mut ours, forked.channel),
+            board: forked.board,
         });
     }
+    let Some(&body) = server::WORKER_BODY.first() else {
+        return Err(io::Error::other(
+            "no worker body is linked into this program",
+        ));
+    };
     let board = SharedBoard::new()?;
     let ours = ours();
     // Every descriptor of every pool: a new worker closes them all. The lock
@@ -200,27 +220,16 @@ pub(crate) fn spawn_worker(body: WorkerBody) -> io::Result<Spawned> {
     let (pid, channel, ours) = process::fork_worker(&inherited, &board, body, Some(ours))?;
     let mut ours = ours.expect("fork_worker gives the list back");
     Ok(Spawned {
-        child: Child::new(&mut ours, pid, false)?,
+        child: Child::new(&mut ours, pid, Forker::Program)?,
         channel: Private::register(&mut ours, channel),
         board,
     })
 }
 
-/// Starts the fork server, from which every worker is forked from now on;
-/// false if it was running already. Call it while this process has one
-/// thread.
-pub(crate) fn start_server(body: WorkerBody) -> io::Result<bool> {
-    server::start(body)
-}
-
-/// Whether workers come from the fork server.
-pub(crate) fn server_running() -> bool {
-    server::running()
-}
-
-/// How many threads this process has.
-pub(crate) fn thread_count() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/task")?.count())
+/// Starts the fork server now, unless it runs already; an error says why
+/// none can be started (workers are then forked from the program).
+pub(crate) fn start_server() -> io::Result<()> {
+    server::start()
 }
 
 /// Nanoseconds of the monotonic clock, which every process of the machine

@@ -3,9 +3,8 @@
 //! thread, and forking from the fork server.
 
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,14 +23,6 @@ pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
 /// What a worker runs: it serves its end of the channel and returns the
 /// process's exit code.
 pub(crate) type WorkerBody = fn(&UnixStream, &Board) -> i32;
-
-/// Set in a worker process: a worker never starts a fork server.
-static IN_WORKER: AtomicBool = AtomicBool::new(false);
-
-/// Whether this process is a worker.
-pub(crate) fn in_worker() -> bool {
-    IN_WORKER.load(Ordering::Relaxed)
-}
 
 /// Forks a worker that runs `body` on its end of a new channel, posting on
 /// `board`, then exits with the code `body` returns. The worker first closes
@@ -90,7 +81,12 @@ fn worker_main(
     board: &Board,
     body: WorkerBody,
 ) -> ! {
-    IN_WORKER.store(true, Ordering::Relaxed);
+    set_name(c"forkmap-worker");
+    super::rust_runtime::set_up();
+    // A group of its own: terminal signals meant for the program do not
+    // reach it, a task's `kill(0, ..)` reaches only it and what it started,
+    // and killing the group kills what its tasks started too.
+    let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     for &fd in close {
         // Closing by number: these belong to the forking process (its other
         // channels, the fork server's control socket), owned by values that
@@ -107,6 +103,27 @@ fn worker_main(
         std::panic::catch_unwind(move || body(&child_end, board)).unwrap_or(101)
     };
     exit(code)
+}
+
+/// Names this process (what `ps` and `top` show), or its thread.
+pub(super) fn set_name(name: &std::ffi::CStr) {
+    let _ = nix::sys::prctl::set_name(name);
+}
+
+/// Closes every descriptor from 3 on but `keep`: what a process that
+/// starts afresh must not hold of the one that started it.
+pub(super) fn close_all_but(keep: RawFd) {
+    let keep = keep as u32;
+    for (first, last) in [(3, keep.saturating_sub(1)), (keep + 1, u32::MAX)] {
+        if first <= last {
+            // SAFETY: `close_range` closes descriptors by number and touches
+            // no memory. The caller has just started (the fork server,
+            // before `main`): nothing it holds refers to these descriptors.
+            unsafe {
+                nix::libc::syscall(nix::libc::SYS_close_range, first, last, 0);
+            }
+        }
+    }
 }
 
 /// Writes out what this process's standard streams hold, before a fork:
@@ -162,6 +179,22 @@ pub(super) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: the kernel has just made this descriptor for this process
     // (close-on-exec, as `pidfd_open` makes them); nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends SIGKILL through a pidfd: to that process, even if it has ended and
+/// its pid was given to another.
+pub(super) fn pidfd_kill(pidfd: &OwnedFd) {
+    // SAFETY: `pidfd_send_signal` takes a pidfd, a signal, a null info
+    // pointer and a flags word; it touches no memory of this process.
+    unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            nix::libc::SIGKILL,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        );
+    }
 }
 
 fn death(status: nix::Result<WaitStatus>) -> Death {

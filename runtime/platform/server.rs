@@ -1,137 +1,268 @@
-//! The fork server: a process forked by [`start`] while the program has one
-//! thread, which forks every worker from then on.
+//! The fork server: a fresh run of the program's own binary, started the
+//! first time a worker is needed, which forks every worker from then on.
 //!
-//! A fork copies only the forking thread, and every lock the other threads
-//! held stays locked in the copy for good. The server is forked before the
-//! program has other threads and never starts one, so the workers it forks
-//! hold no lock they cannot take.
+//! A fork copies only the forking thread, and every lock that the other
+//! threads held stays locked in the copy for good: stdout's while a thread
+//! prints, a `OnceLock` being initialised, a logger's, a C library's. So
+//! workers are never forked from the program. [`launch`] runs the program's
+//! binary again (`/proc/self/exe`) with a marker in its environment and one
+//! end of a socket pair as its standard input; [`serve_if_asked`], a function
+//! the loader runs before `main` (an ELF constructor), recognises the marker
+//! and serves forks from then on, never returning to `main`. The server has
+//! never run the program's `main` or any of its threads: a worker forked
+//! from it holds no lock it cannot take, and sees the program's statics as
+//! they are when a program starts.
 //!
-//! The parent talks to it over a sequenced-packet socket, one request and
-//! one reply at a time: *spawn* (the reply carries the new worker's pid, and
-//! the parent's end of its channel and its board's memory file as passed
-//! descriptors) and *reap* (the reply says how the worker ended). Workers are
-//! the server's children, so only it can reap them; the parent can still
-//! kill them. The server ends when the parent's end of the socket closes,
-//! which happens when the parent exits or dies, and its workers die with it.
+//! The program talks to the server over a sequenced-packet socket, one
+//! request and one reply at a time: *spawn* (the reply carries the new
+//! worker's pid, and the parent's end of its channel and its board's memory
+//! file as passed descriptors, or the error that stopped the fork) and
+//! *reap* (the reply says how the worker ended). Workers are the server's
+//! children, so only it can reap them; the program can still kill them. The
+//! server ends when the program's end of the socket closes, which happens
+//! when the program exits or dies, and its workers die with it
+//! (`PR_SET_PDEATHSIG`). If the server dies, the next spawn starts a new
+//! one; if no server can be started at all, workers are forked from the
+//! program, with one warning.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ffi::OsStr;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    getsockopt, sendmsg, socketpair, sockopt, AddressFamily, ControlMessage, MsgFlags, SockFlag,
+    SockType,
 };
-use nix::unistd::{self, ForkResult, Pid};
+use nix::unistd::{self, Pid};
 
 use super::process::{self, WorkerBody};
-use super::Death;
-use super::SharedBoard;
+use super::{code, rust_runtime, Death, SharedBoard};
 
-/// The parent's link to its fork server, once [`start`] has run.
-static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+/// The worker body: what a worker forked by the server runs. `crate::worker`
+/// registers it; the server, which starts before `main`, finds it here.
+#[linkme::distributed_slice]
+pub(crate) static WORKER_BODY: [WorkerBody];
+
+/// The environment variable that asks a run of the program to be a fork
+/// server, and the version of the protocol it must speak.
+const MARKER: &str = "FORKMAP_FORK_SERVER";
+const VERSION: &str = "1";
+
+/// The environment variable that silences the warning printed when no
+/// server can be started.
+const QUIET: &str = "FORKMAP_QUIET";
+
+/// The environment variable that asks for no server: workers are forked
+/// from the program, as where none can be started, without a warning.
+const NO_SERVER: &str = "FORKMAP_NO_FORK_SERVER";
+
+/// Whether an environment variable is set to something other than `0`.
+fn is_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| !value.is_empty() && value != "0")
+}
+
+/// How long a new server may take to say it is ready.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+/// The program's link to its fork server.
+static SERVER: Mutex<State> = Mutex::new(State::NotStarted);
+
+/// Numbers the servers a process starts.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
+
+enum State {
+    NotStarted,
+    Running(Server),
+    /// No server could be started, for this reason: workers are forked
+    /// from the program.
+    Unavailable(String),
+}
 
 struct Server {
     control: OwnedFd,
+    process: std::process::Child,
+    /// The process that started it: a process forked from that one (the
+    /// program's own `fork`) must not use it.
+    owner: Pid,
+    /// Tells this server's workers from an earlier server's.
+    generation: u64,
 }
 
-fn server() -> MutexGuard<'static, Option<Server>> {
+fn state() -> MutexGuard<'static, State> {
     SERVER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 const SPAWN: u8 = 1;
 const REAP: u8 = 2;
+/// The first word of the server's hello.
+const HELLO: [u8; 4] = *b"fkm1";
 
 /// Every request and reply is this long.
 type Message = [u8; 16];
 
-/// Forks the fork server, unless it is running already; true if it was
-/// started now. The caller makes sure this process has one thread.
-pub(crate) fn start(body: WorkerBody) -> io::Result<bool> {
-    let mut server = server();
-    if server.is_some() {
-        return Ok(false);
+/// A worker the server forked: its pid, the parent's end of its channel
+/// (non-blocking), its board, and the server it came from.
+pub(crate) struct Forked {
+    pub(crate) pid: Pid,
+    pub(crate) channel: UnixStream,
+    pub(crate) board: SharedBoard,
+    pub(crate) generation: u64,
+}
+
+/// Starts the fork server now, unless it runs already; an error says why
+/// none can be started (workers are then forked from the program).
+pub(crate) fn start() -> io::Result<()> {
+    let mut state = state();
+    if current(&mut state)?.is_some() {
+        return Ok(());
     }
-    let (ours, theirs) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )?;
-    process::flush_standard_streams();
-    let parent = unistd::getpid();
-    // SAFETY: the caller has made sure this process has no other thread, so
-    // the child is a complete copy, with no lock held by a thread it lacks.
-    // The child never returns from here: it serves requests until the
-    // parent's end closes and leaves with `_exit`.
-    match unsafe { unistd::fork() }? {
-        ForkResult::Child => {
-            drop(server);
-            drop(ours);
-            let armed = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
-            if !armed || unistd::getppid() != parent {
-                process::exit(1);
+    match &*state {
+        State::Unavailable(reason) => Err(io::Error::other(reason.clone())),
+        _ => Err(io::Error::other("the fork server could not be started")),
+    }
+}
+
+/// The server of this process, started if it is not running; `Ok(None)`
+/// when none can be started here, an error when one could not be started
+/// now for want of a resource (descriptors, memory, processes), which a
+/// later try may have.
+fn current(state: &mut State) -> io::Result<Option<&mut Server>> {
+    if let State::Running(server) = state {
+        if server.owner != unistd::getpid() {
+            // Inherited through the program's own fork: it serves the
+            // parent. Closing this copy of its socket leaves the parent's.
+            *state = State::NotStarted;
+        }
+    }
+    if let State::NotStarted = state {
+        if is_set(NO_SERVER) {
+            *state = State::Unavailable(format!("{NO_SERVER} is set"));
+            return Ok(None);
+        }
+        let generation = GENERATIONS.fetch_add(1, Ordering::Relaxed);
+        *state = match launch(generation) {
+            Ok(server) => State::Running(server),
+            Err(e) if is_transient(&e) => return Err(e),
+            Err(e) => {
+                warn_unavailable(&e);
+                State::Unavailable(e.to_string())
             }
-            serve(&theirs, body)
-        }
-        ForkResult::Parent { .. } => {
-            drop(theirs);
-            *server = Some(Server { control: ours });
-            Ok(true)
-        }
-    }
-}
-
-/// Whether workers come from the fork server.
-pub(crate) fn running() -> bool {
-    server().is_some()
-}
-
-/// Asks the fork server for a worker: its pid, the parent's end of its
-/// channel (non-blocking), and its board. `None` when no server runs, and
-/// from the moment the server is found gone (killed from outside, say): the
-/// pool then forks its workers itself, as without `forkmap::init`.
-pub(crate) fn spawn() -> Option<(Pid, UnixStream, SharedBoard)> {
-    let mut server = server();
-    let control = &server.as_ref()?.control;
-    let spawned = (|| {
-        let mut request = [0; 16];
-        request[0] = SPAWN;
-        let (reply, mut fds) = exchange(control, &request)?;
-        let pid = i32::from_le_bytes(reply[..4].try_into().expect("four bytes"));
-        if pid <= 0 {
-            return Err(io::Error::from_raw_os_error(-pid));
-        }
-        let (Some(file), Some(channel), None) = (fds.pop(), fds.pop(), fds.pop()) else {
-            return Err(io::Error::other(
-                "the fork server sent a worker without its descriptors",
-            ));
         };
-        let board = SharedBoard::open(&file)?;
-        Ok((Pid::from_raw(pid), UnixStream::from(channel), board))
-    })();
-    match spawned {
-        Ok(spawned) => Some(spawned),
-        Err(e) => {
-            eprintln!(
-                "forkmap: the fork server is gone ({e}); workers are forked from the program \
-                 from now on"
-            );
-            *server = None;
-            None
-        }
+    }
+    match state {
+        State::Running(server) => Ok(Some(server)),
+        _ => Ok(None),
     }
 }
 
-/// Asks the fork server to reap one of its workers, killing it first when
-/// `kill` is set.
-pub(crate) fn reap(pid: Pid, kill: bool) -> Death {
-    let server = server();
-    let Some(server) = server.as_ref() else {
-        return Death::Unknown;
+/// Whether an error is for want of a resource that may come back.
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM | libc::ENOBUFS)
+    )
+}
+
+/// Says once on stderr that workers are forked from the program, unless
+/// [`QUIET`] is set.
+fn warn_unavailable(error: &io::Error) {
+    if is_set(QUIET) {
+        return;
+    }
+    eprintln!(
+        "forkmap: could not start the fork server ({error}); workers are forked from this \
+         program instead. A lock that another thread of the program holds at the moment of a \
+         fork (stdout's, a logger's, one inside a C library) stays locked in the worker, and a \
+         task that takes it hangs. Set {QUIET}=1 to silence this warning."
+    );
+}
+
+/// Asks the fork server for a worker, starting the server if it is not
+/// running, or a new one if it has died. `None` when no server can be
+/// started (the caller forks the worker itself); an error when the server
+/// could not fork (the server lives on).
+pub(crate) fn spawn() -> Option<io::Result<Forked>> {
+    let mut state = state();
+    for _ in 0..2 {
+        let server = match current(&mut state) {
+            Ok(server) => server?,
+            Err(e) => return Some(Err(e)),
+        };
+        match request_spawn(server) {
+            Ok(Ok(forked)) => return Some(Ok(forked)),
+            Ok(Err(refused)) => return Some(Err(refused)),
+            // The server is gone: reap it, and start another.
+            Err(_) => {
+                let _ = server.process.kill();
+                let _ = server.process.wait();
+                *state = State::NotStarted;
+            }
+        }
+    }
+    Some(Err(io::Error::other(
+        "the fork server ended as soon as it was started",
+    )))
+}
+
+/// One spawn request: `Err` when the server could not be reached, `Ok(Err)`
+/// when it could not fork.
+fn request_spawn(server: &Server) -> io::Result<io::Result<Forked>> {
+    let mut request = [0; 16];
+    request[0] = SPAWN;
+    let (reply, mut fds) = exchange(&server.control, &request)?;
+    let pid = i32::from_le_bytes(reply[..4].try_into().expect("four bytes"));
+    if pid <= 0 {
+        return Ok(Err(io::Error::from_raw_os_error(-pid)));
+    }
+    let pid = Pid::from_raw(pid);
+    // Two descriptors come with a worker; without them (this process is out
+    // of descriptors: the kernel drops what does not fit), it is of no use.
+    let (Some(file), Some(channel), None) = (fds.pop(), fds.pop(), fds.pop()) else {
+        reap_from(server, pid, true);
+        return Ok(Err(io::Error::other(
+            "a worker came without its descriptors (is this process out of descriptors?)",
+        )));
     };
+    let board = match SharedBoard::open(&file) {
+        Ok(board) => board,
+        Err(e) => {
+            reap_from(server, pid, true);
+            return Ok(Err(e));
+        }
+    };
+    Ok(Ok(Forked {
+        pid,
+        channel: UnixStream::from(channel),
+        board,
+        generation: server.generation,
+    }))
+}
+
+/// Asks the fork server of `generation` to reap one of its workers, killing
+/// it first when `kill` is set. A worker of a server that has ended died
+/// with it, and is nobody's to reap any more.
+pub(crate) fn reap(pid: Pid, kill: bool, generation: u64) -> Death {
+    let state = state();
+    match &*state {
+        State::Running(server)
+            if server.generation == generation && server.owner == unistd::getpid() =>
+        {
+            reap_from(server, pid, kill)
+        }
+        _ => Death::Unknown,
+    }
+}
+
+fn reap_from(server: &Server, pid: Pid, kill: bool) -> Death {
     let mut request = [0; 16];
     request[0] = REAP;
     request[1] = u8::from(kill);
@@ -142,18 +273,136 @@ pub(crate) fn reap(pid: Pid, kill: bool) -> Death {
     }
 }
 
-/// Sends a request and waits for its reply and the descriptors it carries.
-fn exchange(control: &OwnedFd, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
-    send(control.as_raw_fd(), request, &[])?;
-    receive(control.as_raw_fd())?.ok_or_else(|| io::Error::other("the fork server has ended"))
+/// Runs the program's binary again as a fork server, and waits for its
+/// hello: the same build as this program.
+fn launch(generation: u64) -> io::Result<Server> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    process::flush_standard_streams();
+    let mut process = Command::new("/proc/self/exe")
+        .arg0("forkmap-server")
+        .env(MARKER, VERSION)
+        // The server's standard input is its socket (it swaps it for
+        // /dev/null at once); it prints where the program does.
+        .stdin(Stdio::from(theirs))
+        // Terminal signals (Ctrl-C) go to the program's process group; the
+        // program decides, and the server follows it when it ends.
+        .process_group(0)
+        .spawn()?;
+    let hello = {
+        let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(HELLO_WITHIN).unwrap_or(PollTimeout::MAX);
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(1) => receive(ours.as_raw_fd()).and_then(|hello| {
+                hello.ok_or_else(|| io::Error::other("the fork server ended before it started"))
+            }),
+            Ok(_) => Err(io::Error::other(format!(
+                "the fork server did not start within {HELLO_WITHIN:?}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let checked = hello.and_then(|(hello, _)| check_hello(&hello));
+    if let Err(e) = checked {
+        let _ = process.kill();
+        let _ = process.wait();
+        return Err(e);
+    }
+    Ok(Server {
+        control: ours,
+        process,
+        owner: unistd::getpid(),
+        generation,
+    })
 }
 
-/// The server's loop: it ends when the parent's end of `control` closes.
-fn serve(control: &OwnedFd, body: WorkerBody) -> ! {
+/// Checks a server's hello: the protocol, and the same build as this
+/// program (a program whose binary was replaced while it ran would start
+/// another build, whose code offsets mean other functions).
+fn check_hello(hello: &Message) -> io::Result<()> {
+    if hello[..4] != HELLO {
+        return Err(io::Error::other(
+            "the fork server's hello does not check out",
+        ));
+    }
+    let theirs = u64::from_le_bytes(hello[8..].try_into().expect("eight bytes"));
+    if theirs != code::build_identity() {
+        return Err(io::Error::other(
+            "the fork server runs another build of this program (was its binary replaced \
+             while it ran?)",
+        ));
+    }
+    Ok(())
+}
+
+fn hello() -> Message {
+    let mut hello = [0; 16];
+    hello[..4].copy_from_slice(&HELLO);
+    hello[8..].copy_from_slice(&code::build_identity().to_le_bytes());
+    hello
+}
+
+/// Runs before `main` in every run of the program (the loader calls the
+/// functions in `.init_array`). In a run that [`launch`] started, it serves
+/// forks and never returns; in any other, it returns at once.
+extern "C" fn serve_if_asked() {
+    if std::env::var_os(MARKER).as_deref() != Some(OsStr::new(VERSION)) {
+        return;
+    }
+    // Workers, and what tasks start, must not think they are servers. The
+    // loader calls this before `main`, and before the program can have
+    // started a thread: nothing else reads the environment while it changes.
+    std::env::remove_var(MARKER);
+    // Standard input is the socket to the program, unless the variable was
+    // set by someone else: then this is not a server, and `main` runs.
+    let is_socket = matches!(
+        getsockopt(&std::io::stdin(), sockopt::SockType),
+        Ok(SockType::SeqPacket)
+    );
+    if !is_socket {
+        return;
+    }
+    let code = match become_server() {
+        Ok(control) => serve(&control),
+        Err(_) => 1,
+    };
+    process::exit(code)
+}
+
+/// The loader runs [`serve_if_asked`] before `main`.
+#[used]
+#[link_section = ".init_array"]
+static SERVE_IF_ASKED: extern "C" fn() = serve_if_asked;
+
+/// Moves the socket off standard input (which becomes `/dev/null`), closes
+/// every other descriptor the program's binary was started with, names the
+/// process, and says hello. Returns the socket.
+fn become_server() -> io::Result<OwnedFd> {
+    let control_fd = fcntl(std::io::stdin(), FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    // SAFETY: `fcntl` has just made this descriptor; nothing else owns it.
+    let control = unsafe { OwnedFd::from_raw_fd(control_fd) };
+    process::close_all_but(control.as_raw_fd());
+    let null = std::fs::File::open("/dev/null")?;
+    unistd::dup2_stdin(&null)?;
+    process::set_name(c"forkmap-server");
+    rust_runtime::set_up();
+    send(control.as_raw_fd(), &hello(), &[])?;
+    Ok(control)
+}
+
+/// The server's loop: it ends when the program's end of `control` closes.
+fn serve(control: &OwnedFd) -> i32 {
+    let Some(&body) = WORKER_BODY.first() else {
+        return 1;
+    };
     loop {
         let request = match receive(control.as_raw_fd()) {
             Ok(Some((request, _))) => request,
-            _ => process::exit(0),
+            _ => return 0,
         };
         let sent = match request[0] {
             SPAWN => match fork_for_parent(control, body) {
@@ -163,6 +412,7 @@ fn serve(control: &OwnedFd, body: WorkerBody) -> ! {
                     let fds = [channel.as_raw_fd(), file.as_raw_fd()];
                     send(control.as_raw_fd(), &reply, &fds)
                 }
+                // The program learns why; the server serves on.
                 Err(e) => {
                     let mut reply = [0; 16];
                     let errno = e.raw_os_error().unwrap_or(nix::libc::EIO);
@@ -178,18 +428,24 @@ fn serve(control: &OwnedFd, body: WorkerBody) -> ! {
             _ => Ok(()),
         };
         if sent.is_err() {
-            process::exit(0);
+            return 0;
         }
     }
 }
 
-/// Forks a worker for the parent: its pid, the parent's end of its channel,
-/// and its board's memory file. The server keeps none of them.
+/// Forks a worker for the program: its pid, the program's end of its
+/// channel, and its board's memory file. The server keeps none of them.
 fn fork_for_parent(control: &OwnedFd, body: WorkerBody) -> io::Result<(Pid, UnixStream, OwnedFd)> {
     let (board, file) = SharedBoard::create_file()?;
     let close = [control.as_raw_fd(), file.as_raw_fd()];
     let (pid, channel, _) = process::fork_worker(&close, &board, body, None)?;
     Ok((pid, channel, file))
+}
+
+/// Sends a request and waits for its reply and the descriptors it carries.
+fn exchange(control: &OwnedFd, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
+    send(control.as_raw_fd(), request, &[])?;
+    receive(control.as_raw_fd())?.ok_or_else(|| io::Error::other("the fork server has ended"))
 }
 
 fn send(socket: RawFd, message: &Message, fds: &[RawFd]) -> io::Result<()> {
@@ -208,37 +464,55 @@ fn send(socket: RawFd, message: &Message, fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// Receives one message and the descriptors it carries; `None` when the
-/// other end has closed.
+/// other end has closed. The descriptors are those the kernel could install:
+/// fewer than were sent when this process is out of descriptors (which
+/// `nix`'s `recvmsg` reports as an error, losing the ones it did install).
 fn receive(socket: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
-    let mut message = [0; 16];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let (len, fds) = {
-        let mut iov = [IoSliceMut::new(&mut message)];
-        let received = loop {
-            match recvmsg::<()>(
-                socket,
-                &mut iov,
-                Some(&mut space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        let mut fds = Vec::new();
-        for cmsg in received.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(received) = cmsg {
-                // SAFETY: the kernel has just installed these descriptors in
-                // this process for this message; nothing else owns them.
-                fds.extend(
-                    received
-                        .into_iter()
-                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                );
-            }
-        }
-        (received.bytes, fds)
+    let mut message = [0u8; 16];
+    // Room for the two descriptors a reply carries, aligned for `cmsghdr`.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: message.as_mut_ptr().cast(),
+        iov_len: message.len(),
     };
+    // SAFETY: a zeroed `msghdr` is valid (no name, no buffers); the fields
+    // set below point at `iov` and `control`, which outlive the call.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control) as _;
+    let len = loop {
+        // SAFETY: `header` describes `message` and `control`, both writable
+        // and as long as it says.
+        let got = unsafe { libc::recvmsg(socket, &mut header, libc::MSG_CMSG_CLOEXEC) };
+        if got >= 0 {
+            break got as usize;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: `header` is as `recvmsg` left it: the `CMSG_*` helpers walk the
+    // control messages it wrote within `control`, and an `SCM_RIGHTS`
+    // message holds `(cmsg_len - CMSG_LEN(0)) / 4` descriptors that the
+    // kernel has just installed in this process, which nothing else owns.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+        }
+    }
     match len {
         0 => Ok(None),
         16 => Ok(Some((message, fds))),
@@ -266,5 +540,22 @@ fn decode_death(reply: &Message) -> Death {
         0 => Death::Exit(value),
         1 => Death::Signal(value),
         _ => Death::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hello_of_this_build_checks_out_and_another_builds_does_not() {
+        assert!(check_hello(&hello()).is_ok());
+        let mut other = hello();
+        other[8] ^= 1;
+        let error = check_hello(&other).unwrap_err();
+        assert!(error.to_string().contains("another build"), "{error}");
+        let mut garbled = hello();
+        garbled[0] = b'x';
+        assert!(check_hello(&garbled).is_err());
     }
 }

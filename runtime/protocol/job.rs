@@ -17,9 +17,16 @@ use crate::protocol::task::CallWith;
 /// what a `#[remote]` factory's start function returns.
 pub struct Job {
     run: Box<dyn RunItems>,
+    /// The closure's type name, which names the function it comes from.
+    name: &'static str,
 }
 
 impl Job {
+    /// The closure's name, for messages about a crash.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Runs items `from..count` of a chunk, whose encoded argument tuples
     /// `items` yields in order from item `from`, writing one outcome per
     /// item to `out` and telling `progress` about each. Returns the next
@@ -79,6 +86,7 @@ where
             closure,
             args: PhantomData,
         }),
+        name: std::any::type_name::<C>(),
     }
 }
 

@@ -39,6 +39,13 @@ struct Current {
     job: Result<Job, Refusal>,
 }
 
+/// What a worker process runs, found by the fork server before `main`.
+// linkme places the entry in a link section of its own, which the
+// `unsafe_code` lint counts; linkme checks its type.
+#[allow(unsafe_code)]
+#[linkme::distributed_slice(platform::WORKER_BODY)]
+static WORKER_BODY: platform::WorkerBody = run;
+
 /// Serves the parent until it closes the channel; returns the exit code.
 pub(crate) fn run(channel: &UnixStream, board: &Board) -> i32 {
     let mut reader = BufReader::with_capacity(64 * 1024, channel);
@@ -101,6 +108,9 @@ impl Session {
                     started: if timed { platform::monotonic_ns() } else { 0 },
                 });
                 let job = build(entry, tail);
+                if let Ok(job) = &job {
+                    platform::set_task(job.name());
+                }
                 board.post(Doing::Idle);
                 self.current = Some(Current { call, timed, job });
                 Ok(())

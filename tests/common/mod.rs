@@ -20,19 +20,34 @@ pub(crate) struct Process {
     pub(crate) state: char,
     /// When it started, in clock ticks since boot: tells a reused pid apart.
     pub(crate) started: u64,
+    /// Its name (`comm`, at most 15 bytes), padded with zeros.
+    name: [u8; 16],
+}
+
+impl Process {
+    /// Its name, as `ps` shows it: `forkmap-server`, `forkmap-worker`, ...
+    pub(crate) fn name(&self) -> &str {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.name[..len]).unwrap_or("")
+    }
 }
 
 /// Process `pid`, or `None` once it is gone.
 pub(crate) fn process(pid: u32) -> Option<Process> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After the command name, which is in parentheses and may itself hold
-    // spaces: state, ppid, then 17 more fields before the start time.
+    // The command name is in parentheses and may itself hold spaces; after
+    // it: state, ppid, then 17 more fields before the start time.
+    let comm = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+    let mut name = [0; 16];
+    let len = comm.len().min(16);
+    name[..len].copy_from_slice(&comm.as_bytes()[..len]);
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
     Some(Process {
         pid,
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         started: fields.get(19)?.parse().ok()?,
+        name,
     })
 }
 
@@ -58,9 +73,33 @@ pub(crate) fn children() -> Vec<Process> {
     children_of(std::process::id())
 }
 
-/// The pids of this process's children, zombies included.
-pub(crate) fn child_pids() -> Vec<u32> {
-    children().into_iter().map(|p| p.pid).collect()
+/// The fork servers this process started (its children of that name).
+pub(crate) fn fork_servers() -> Vec<Process> {
+    children()
+        .into_iter()
+        .filter(|p| p.name() == "forkmap-server")
+        .collect()
+}
+
+/// The worker processes of this process's pools, zombies included: the
+/// children of its fork servers, and any it forked itself.
+pub(crate) fn workers() -> Vec<Process> {
+    let servers: Vec<u32> = fork_servers().iter().map(|p| p.pid).collect();
+    let me = std::process::id();
+    process_table()
+        .into_iter()
+        .filter(|p| servers.contains(&p.ppid) || (p.ppid == me && p.name() != "forkmap-server"))
+        .collect()
+}
+
+/// The pids of [`workers`].
+pub(crate) fn worker_pids() -> Vec<u32> {
+    workers().into_iter().map(|p| p.pid).collect()
+}
+
+/// Whether `pid` is a worker of this process's pools.
+pub(crate) fn is_worker(pid: u32) -> bool {
+    worker_pids().contains(&pid)
 }
 
 /// Every process below `root`, found by following parent pids down from it.
