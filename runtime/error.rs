@@ -122,6 +122,15 @@ pub enum Error {
     /// The pool shut down before the task finished.
     #[error("the pool shut down before the task finished")]
     Closed,
+    /// The pool belongs to another process: this one was forked from the
+    /// process that made it (by the program's own `fork`, or a library that
+    /// daemonizes), and cannot use it. Dropping it here is harmless; a
+    /// process makes pools of its own.
+    #[error("the pool belongs to process {owner}, which this process was forked from: build a pool of its own")]
+    Inherited {
+        /// The process that made the pool.
+        owner: u32,
+    },
 }
 
 impl Error {

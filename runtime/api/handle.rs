@@ -15,7 +15,7 @@ use crate::error::Error;
 /// The call starts as soon as the handle is made, whether or not anyone
 /// waits for it. Dropping the handle does not cancel the call: its tasks
 /// still run (a pool's `join` waits for them), and their results are thrown
-/// away.
+/// away; [`cancel`](AsyncResult::cancel) stops them.
 ///
 /// ```
 /// use forkmap::ProcessPool;
@@ -64,6 +64,36 @@ impl<T> AsyncResult<T> {
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         self.pump(Wait::Until(deadline))
+    }
+
+    /// Cancels the call, and gives its workers back to the pool: its items
+    /// not yet started never run, and those a worker runs stop after the
+    /// item in progress (a worker process still running an item 50 ms
+    /// later is killed, and replaced). Dropping a handle does not cancel,
+    /// as dropping a [`JoinHandle`](std::thread::JoinHandle) does not.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let slow = pool.map_async(nap, [60_000u64; 8]);
+    /// let started = Instant::now();
+    /// slow.cancel();
+    /// // The workers are free at once for the next call.
+    /// assert_eq!(pool.map(nap, [1, 2])?, [1, 2]);
+    /// assert!(started.elapsed() < Duration::from_secs(10));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn cancel(mut self) {
+        if let Some(Ok(results)) = self.state.take() {
+            results.cancel();
+        }
     }
 
     /// Whether the call has finished, so that [`get`](AsyncResult::get)

@@ -80,6 +80,9 @@ pub(crate) trait Wake: Send + Sync {
 ///   its board showed last. With `kill`, a worker still running is stopped
 ///   first where the backend can stop it; a worker that cannot be stopped (a
 ///   thread) is left to finish and is forgotten.
+/// - [`ask_to_stop`](Backend::ask_to_stop) asks a worker to stop a call's
+///   items between items: it then fails the rest of its chunks of that call
+///   as cancelled.
 /// - [`kill`](Backend::kill) stops a worker at once, where it can; its end
 ///   comes as an event.
 pub(crate) trait Backend {
@@ -95,7 +98,12 @@ pub(crate) trait Backend {
     /// What the worker in slot `worker` last posted on its board.
     fn doing(&self, worker: usize) -> Doing;
 
-    /// Stops the worker in slot `worker` at once; false if this backend
+    /// Asks the worker in slot `worker` to stop running the items of
+    /// `call`, between items (its call was cancelled).
+    fn ask_to_stop(&mut self, worker: usize, call: u64);
+
+    /// Stops the worker in slot `worker` at once, and whatever its tasks
+    /// started (a process and its process group); false if this backend
     /// cannot stop a worker (threads, the caller).
     fn kill(&mut self, worker: usize) -> bool;
 

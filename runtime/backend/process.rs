@@ -86,6 +86,12 @@ impl Backend for ProcessBackend {
             .map_or(Doing::Idle, |process| process.board.read())
     }
 
+    fn ask_to_stop(&mut self, worker: usize, call: u64) {
+        if let Some(Some(slot)) = self.slots.get(worker) {
+            slot.board.ask_to_stop(call);
+        }
+    }
+
     fn kill(&mut self, worker: usize) -> bool {
         if let Some(process) = self.process(worker) {
             process.child.kill();

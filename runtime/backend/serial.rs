@@ -101,6 +101,12 @@ impl Backend for SerialBackend {
             .map_or(Doing::Idle, |here| here.board.read())
     }
 
+    fn ask_to_stop(&mut self, _worker: usize, call: u64) {
+        if let Some(here) = &self.worker {
+            here.board.ask_to_stop(call);
+        }
+    }
+
     fn kill(&mut self, _worker: usize) -> bool {
         false
     }

@@ -80,6 +80,12 @@ impl Backend for ThreadBackend {
         }
     }
 
+    fn ask_to_stop(&mut self, worker: usize, call: u64) {
+        if let Some(Some(thread)) = self.slots.get(worker) {
+            thread.board.ask_to_stop(call);
+        }
+    }
+
     fn kill(&mut self, _worker: usize) -> bool {
         false
     }

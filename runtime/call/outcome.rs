@@ -293,6 +293,8 @@ fn failure_error(failure: &Failure, function: &str, index: usize) -> Error {
             reason: format!("the pool's initializer failed in this worker: {reason}"),
         },
         Failure::Spawn(reason) => Error::Spawn(std::io::Error::other(reason.clone())),
+        // Only a call that nobody waits for any more is cancelled.
+        Failure::Cancelled => Error::Closed,
         Failure::Unencodable(reason) => Error::Codec {
             function,
             index: Some(index),

@@ -88,6 +88,13 @@ impl Results {
         self.sealed = true;
     }
 
+    /// Cancels the call: items not yet started never run, and those in a
+    /// worker stop between items (or with their worker).
+    pub(crate) fn cancel(mut self) {
+        self.sealed = false;
+        self.close();
+    }
+
     /// The next result in input order, topping the input up from `source`.
     pub(super) fn next_ordered<O: DeserializeOwned>(
         &mut self,
@@ -183,6 +190,14 @@ impl Results {
             self.close();
             return None;
         }
+        if let Some(Err(inherited)) = self.link.as_ref().map(|link| link.check_owner()) {
+            self.open.clear();
+            self.closed = true;
+            if let Some(source) = source {
+                source.stop();
+            }
+            return Some(Err(inherited));
+        }
         let reply = match (&self.link, self.eager) {
             // Every reply of an inline call came while its chunks were sent:
             // one that is missing is not coming.
@@ -234,6 +249,14 @@ impl Results {
     /// Takes in the replies that have come, waiting as `wait` allows;
     /// true once every reply is in.
     pub(crate) fn pump(&mut self, wait: Wait) -> bool {
+        if self
+            .link
+            .as_ref()
+            .is_some_and(|link| link.check_owner().is_err())
+        {
+            // Decoding will say the pool is not this process's.
+            return true;
+        }
         while !self.open.is_empty() {
             let received = match wait {
                 Wait::No => self

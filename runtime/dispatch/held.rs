@@ -48,8 +48,10 @@ impl Held {
     /// that died building the call's closure fails the whole rest of the
     /// chunk, and so does one that died before it ever replied (it could not
     /// even start). A worker the dispatcher killed charges the reason to what
-    /// it was doing when the kill was decided, if it was still doing that;
-    /// if it had moved on, or was between items, it is nobody's fault, and
+    /// it was doing when the kill was decided, if it was still doing that; a
+    /// timeout decided while it was not running an item of the chunk (it was
+    /// stopped, or stuck reading) is charged to the first item it had not
+    /// replied to; otherwise, if it had moved on, it is nobody's fault, and
     /// what it had not replied to runs again.
     pub(super) fn after_death(
         &self,
@@ -102,6 +104,16 @@ impl Held {
             }
             (_, Some(failure @ Failure::Died(_))) if !replied => {
                 failed.push(self.fail_rest(failure));
+            }
+            // It ran past its time without starting the next item (stopped,
+            // or stuck reading it): that item is charged.
+            (_, Some(failure @ Failure::TimedOut(_))) => {
+                rerun(first + 1, end);
+                failed.push(Reply::Failed {
+                    first,
+                    count: 1,
+                    failure,
+                });
             }
             _ => rerun(first, end),
         }

@@ -46,6 +46,11 @@ struct Inbound {
 pub(crate) struct Link {
     inbound: Mutex<Inbound>,
     waker: Arc<dyn Wake>,
+    /// The process whose thread drives the dispatcher. A process forked
+    /// from it (the program's own `fork`) holds a copy of the link with no
+    /// thread behind it, and a copy of its wake socket that would wake the
+    /// original: it must use neither.
+    owner: u32,
 }
 
 impl Link {
@@ -53,7 +58,18 @@ impl Link {
         self.inbound.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// `Err` in a process forked from the one that owns the dispatcher.
+    pub(crate) fn check_owner(&self) -> Result<(), Error> {
+        match std::process::id() == self.owner {
+            true => Ok(()),
+            false => Err(Error::Inherited { owner: self.owner }),
+        }
+    }
+
     fn send(&self, command: Command) {
+        if self.check_owner().is_err() {
+            return;
+        }
         let mut inbound = self.inbound();
         if inbound.phase == Phase::Shut {
             // Dropping the command drops its reply channel: the caller sees
@@ -115,6 +131,7 @@ impl Dispatcher {
                     let link = Arc::new(Link {
                         inbound: Mutex::default(),
                         waker: scheduler.waker(),
+                        owner: std::process::id(),
                     });
                     let _ = started.send(Ok(Arc::clone(&link)));
                     drive(scheduler, &link);
@@ -146,7 +163,10 @@ impl Dispatcher {
     /// Where a new call sends its commands.
     pub(crate) fn route(&self) -> Result<Route, Error> {
         match self {
-            Dispatcher::Threaded { link, .. } => Ok(Route::Threaded(Arc::clone(link))),
+            Dispatcher::Threaded { link, .. } => {
+                link.check_owner()?;
+                Ok(Route::Threaded(Arc::clone(link)))
+            }
             Dispatcher::Inline {
                 backend,
                 terminated,
@@ -180,6 +200,13 @@ impl Dispatcher {
 
     fn end(&self, phase: Phase) {
         match self {
+            // A process forked from the owner has no dispatcher thread to
+            // end, and must touch nothing of the owner's.
+            Dispatcher::Threaded { link, thread } if link.check_owner().is_err() => {
+                if let Some(thread) = thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                    std::mem::forget(thread);
+                }
+            }
             Dispatcher::Threaded { link, thread } => {
                 {
                     let mut inbound = link.inbound();

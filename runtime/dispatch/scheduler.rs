@@ -48,6 +48,10 @@ struct Queued {
 /// a memory limit.
 const MEMORY_CHECK: Duration = Duration::from_millis(10);
 
+/// How long a worker asked to stop a cancelled call's items has to get to
+/// the end of the item it runs, before it is killed (and replaced).
+const STOP_GRACE: Duration = Duration::from_millis(50);
+
 /// The state of one pool's dispatching: its backend, a record per worker
 /// slot, the calls in progress and the chunks waiting for a worker.
 pub(crate) struct Scheduler {
@@ -119,6 +123,15 @@ impl Scheduler {
                     call.cancelled.store(true, Ordering::Relaxed);
                 }
                 self.pending.retain(|queued| queued.call.id != id);
+                // The chunks workers hold stop between items, or with their
+                // worker.
+                let deadline = Instant::now() + STOP_GRACE;
+                for (i, slot) in self.slots.iter_mut().enumerate() {
+                    if let Some(slot) = slot.as_mut().filter(|slot| slot.holds(id)) {
+                        self.backend.ask_to_stop(i, id);
+                        slot.stop(id, deadline);
+                    }
+                }
             }
             // Every chunk has come; the queued ones keep their call.
             Command::Detach(id) => {
@@ -173,10 +186,8 @@ impl Scheduler {
     /// whose memory has grown past the pool's limit, and says when either
     /// should be looked at again.
     ///
-    /// A worker posts when each item of a timed call starts; a worker on
-    /// such a call that is not running an item now may start one at any
-    /// moment, whose deadline is then at least one timeout away. Memory is
-    /// looked at every [`MEMORY_CHECK`] while a worker holds work.
+    /// A worker posts when each item of a timed call starts. Memory is looked
+    /// at every [`MEMORY_CHECK`] while a worker holds work.
     fn watch_limits(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let memory_limit = self
@@ -193,6 +204,18 @@ impl Scheduler {
         let clock = crate::platform::monotonic_ns();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot else { continue };
+            if let Some(deadline) = slot.stop_deadline().filter(|_| slot.killed().is_none()) {
+                if now >= deadline {
+                    let doing = self.backend.doing(i);
+                    self.backend.kill(i);
+                    slot.mark_killed(Cause::Killed {
+                        doing,
+                        why: Failure::Cancelled,
+                    });
+                    continue;
+                }
+                soonest(deadline);
+            }
             let Some(held) = slot.running() else {
                 continue;
             };
@@ -222,17 +245,16 @@ impl Scheduler {
             let Some(timeout) = timeout else {
                 continue;
             };
-            // The factory body counts against the timeout as an item does.
+            // An item's time counts from when it started, or from when its
+            // chunk was handed over if the worker has not posted it (stopped,
+            // stuck reading); a factory body's counts as an item's does.
             let started = match doing {
                 Doing::Running(item) if item.call == id => item.started,
                 Doing::SettingUp { call, started } if call == id => started,
                 _ => 0,
             };
-            if started == 0 {
-                soonest(now + timeout);
-                continue;
-            }
-            let ran = Duration::from_nanos(clock.saturating_sub(started));
+            let since = started.max(slot.handed_over());
+            let ran = Duration::from_nanos(clock.saturating_sub(since));
             if ran >= timeout {
                 self.backend.kill(i);
                 slot.mark_killed(Cause::Killed {

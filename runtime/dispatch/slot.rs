@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::dispatch::held::{Cause, Held};
 use crate::dispatch::work::{Call, Chunk, Reply};
+use crate::platform;
 use crate::protocol::frame::Received;
 use crate::protocol::message::{Failure, Refusal};
 
@@ -17,6 +18,7 @@ use crate::protocol::message::{Failure, Refusal};
 /// nothing to run, so that it never waits behind a slow item while another
 /// worker is idle; the wait for the parent is then small beside the chunk.
 const QUICK_CHUNK: Duration = Duration::from_millis(10);
+const QUICK_NS: u64 = QUICK_CHUNK.as_nanos() as u64;
 
 /// The dispatcher's record of one worker.
 pub(super) struct Slot {
@@ -30,9 +32,12 @@ pub(super) struct Slot {
     retiring: bool,
     /// Why the dispatcher killed the worker, if it did.
     killed: Option<Cause>,
-    /// When the chunk at the front of `held` reached the front: about when
-    /// the worker started it.
-    front_since: Instant,
+    /// When the chunk at the front of `held` reached the front: when it was
+    /// handed over, or when the one before it ended (`platform::monotonic_ns`).
+    front_since: u64,
+    /// A cancelled call whose items the worker was asked to stop, and when
+    /// it is killed if it still holds one.
+    stopping: Option<(u64, Instant)>,
     /// Whether it has ever replied: a worker that dies before it has is
     /// charged with its chunk even when it was not running an item, so that
     /// a worker that cannot start at all does not make the pool respawn it
@@ -48,8 +53,32 @@ impl Slot {
             given: 0,
             retiring: false,
             killed: None,
-            front_since: Instant::now(),
+            front_since: platform::monotonic_ns(),
+            stopping: None,
             replied: false,
+        }
+    }
+
+    /// Whether it holds a chunk of `call`.
+    pub(super) fn holds(&self, call: u64) -> bool {
+        self.held.iter().any(|held| held.call.id == call)
+    }
+
+    /// Records that the worker was asked to stop `call`'s items, and is to
+    /// be killed at `deadline` if it still holds one.
+    pub(super) fn stop(&mut self, call: u64, deadline: Instant) {
+        self.stopping = Some((call, deadline));
+    }
+
+    /// When the worker is to be killed for still running a cancelled call,
+    /// if it is.
+    pub(super) fn stop_deadline(&mut self) -> Option<Instant> {
+        let (call, deadline) = self.stopping?;
+        if self.holds(call) {
+            Some(deadline)
+        } else {
+            self.stopping = None;
+            None
         }
     }
 
@@ -80,6 +109,14 @@ impl Slot {
         self.retiring && self.held.is_empty()
     }
 
+    /// When the chunk it runs was handed over, or the one before it ended
+    /// (`platform::monotonic_ns`): an item's time counts from then at the
+    /// earliest, so that a worker that never starts it (stopped, stuck
+    /// reading) still times out.
+    pub(super) fn handed_over(&self) -> u64 {
+        self.front_since
+    }
+
     /// Takes no more chunks; replaced once it has none.
     pub(super) fn retire(&mut self) {
         self.retiring = true;
@@ -102,7 +139,7 @@ impl Slot {
             0 => true,
             1 => {
                 self.held[0].call.quick.load(Ordering::Relaxed)
-                    && self.front_since.elapsed() < QUICK_CHUNK
+                    && platform::monotonic_ns().saturating_sub(self.front_since) < QUICK_NS
             }
             _ => false,
         }
@@ -119,7 +156,7 @@ impl Slot {
         frames.push(Arc::clone(&chunk.frame));
         self.given += u64::from(chunk.count);
         if self.held.is_empty() {
-            self.front_since = Instant::now();
+            self.front_since = platform::monotonic_ns();
         }
         self.held.push_back(Held {
             call,
@@ -169,8 +206,8 @@ impl Slot {
         held.call.deliver(reply);
         if held.done == held.chunk.count {
             // The chunk ran from when it reached the front until now.
-            let now = Instant::now();
-            let quick = now - self.front_since < QUICK_CHUNK;
+            let now = platform::monotonic_ns();
+            let quick = now.saturating_sub(self.front_since) < QUICK_NS;
             held.call.quick.store(quick, Ordering::Relaxed);
             self.front_since = now;
             self.held.pop_front();

@@ -60,6 +60,9 @@ pub(crate) struct Board {
     call: AtomicU64,
     index: AtomicU64,
     started: AtomicU64,
+    /// The call whose items the worker is asked to stop, plus one (0: none).
+    /// Written by the dispatcher, read by the worker between items.
+    stop: AtomicU64,
 }
 
 impl Board {
@@ -84,6 +87,18 @@ impl Board {
         }
         self.doing.store(kind, Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
+    }
+
+    /// Asks the worker to stop running the items of `call`: it looks between
+    /// items. Only the dispatcher calls this.
+    pub(crate) fn ask_to_stop(&self, call: u64) {
+        self.stop.store(call.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Whether the worker is asked to stop running the items of `call`.
+    #[inline]
+    pub(crate) fn asked_to_stop(&self, call: u64) -> bool {
+        self.stop.load(Ordering::Relaxed) == call.wrapping_add(1)
     }
 
     /// Reads what the worker is doing. A worker that died mid-post reads as

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{self, Signal};
 use nix::unistd::{self, Pid};
 
 /// The parent-side descriptors of every pool in this process. A freshly
@@ -153,16 +152,14 @@ impl Child {
         }
     }
 
-    /// Kills the worker at once; its end follows, then [`reap`](Child::reap).
-    /// Through its pidfd where there is one, so that a worker long gone whose
-    /// pid was given to another process never has that process killed.
+    /// Kills the worker at once, and its process group (what its tasks
+    /// started); its end follows, then [`reap`](Child::reap). It has not
+    /// been reaped yet, so its pid, and its group's, are still its own.
     pub(crate) fn kill(&self) {
-        match &self.exit {
-            Some(exit) => process::pidfd_kill(exit.get()),
-            None => {
-                let _ = signal::kill(self.pid, Signal::SIGKILL);
-            }
+        if let Some(exit) = &self.exit {
+            process::pidfd_kill(exit.get());
         }
+        process::kill_group(self.pid);
     }
 
     /// Its resident memory, in bytes, or `None` once it is gone.

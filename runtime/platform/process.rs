@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::Death;
@@ -145,19 +145,24 @@ pub(super) fn exit(code: i32) -> ! {
 /// Reaps a child whose channel has closed, and says how it ended. A child
 /// that does not end by itself within a moment, or at all when `kill` is
 /// set, is killed first.
+///
+/// Whatever is left in the worker's process group (processes its tasks
+/// started) is killed too, before the worker is reaped: until then its pid,
+/// which is the group's id, cannot be given to another process.
 pub(super) fn reap(pid: Pid, kill: bool) -> Death {
     if !kill {
         let deadline = Instant::now() + Duration::from_millis(200);
+        let exited = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         while Instant::now() < deadline {
-            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            match waitid(Id::Pid(pid), exited) {
                 Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
                     thread::sleep(Duration::from_micros(200))
                 }
-                status => return death(status),
+                _ => break,
             }
         }
     }
-    let _ = signal::kill(pid, Signal::SIGKILL);
+    kill_group(pid);
     loop {
         match waitpid(pid, None) {
             Err(Errno::EINTR) => {}
@@ -179,6 +184,13 @@ pub(super) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: the kernel has just made this descriptor for this process
     // (close-on-exec, as `pidfd_open` makes them); nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Kills a worker and its process group (what its tasks started). Call it
+/// only before the worker is reaped, while its pid is still its group's.
+pub(super) fn kill_group(pid: Pid) {
+    let _ = signal::kill(pid, Signal::SIGKILL);
+    let _ = signal::killpg(pid, Signal::SIGKILL);
 }
 
 /// Sends SIGKILL through a pidfd: to that process, even if it has ended and

@@ -1,8 +1,9 @@
 //! What Rust's runtime sets up in a program before `main`, set up again in
-//! each worker, whose fork server never reached `main`: SIGPIPE ignored (a
-//! write to a closed pipe is an error, not a death), and a handler, on a
-//! stack of its own, that reports a stack overflow and aborts. The handler
-//! names the task the worker was running, which a thread's name would not.
+//! the fork server, which never reaches `main`, for its workers: SIGPIPE
+//! ignored (a write to a closed pipe is an error, not a death), and a
+//! handler, on a stack of its own, that reports a stack overflow and
+//! aborts. The handler names the task the worker was running, which a
+//! thread's name would not.
 
 use std::ffi::c_void;
 use std::ptr;
@@ -23,8 +24,16 @@ static TASK_LEN: AtomicUsize = AtomicUsize::new(0);
 /// becomes resident).
 const ALT_STACK: usize = 64 << 10;
 
-/// Sets up this process, a new worker, as Rust's runtime would have.
+/// Whether this process has been set up: the fork server sets itself up
+/// once, and the workers it forks inherit it all.
+static SET_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets up this process (the fork server, or a worker forked without one)
+/// as Rust's runtime would have, unless it has been.
 pub(super) fn set_up() {
+    if SET_UP.swap(true, Ordering::Relaxed) {
+        return;
+    }
     // SAFETY: setting a signal's action to "ignore" installs no code.
     let _ = unsafe {
         nix::sys::signal::signal(

@@ -77,6 +77,8 @@ pub(crate) enum Failure {
     Spawn(String),
     /// The item's arguments could not be encoded, for this reason.
     Unencodable(String),
+    /// Its call was cancelled before it ran.
+    Cancelled,
     /// Its data could not be sent, or a reply did not check out.
     Codec(String),
 }

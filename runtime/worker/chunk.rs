@@ -43,6 +43,9 @@ impl ChunkRun<'_> {
             pacer.restart();
         }
         let count = self.items.count();
+        if board.asked_to_stop(self.call) {
+            return refuse(self.call, self.first, count, Failure::Cancelled, send);
+        }
         let mut items = self.items.iter();
         // The next item to run, and the first not yet sent.
         let (mut next, mut sent) = (0u32, 0u32);
@@ -53,15 +56,20 @@ impl ChunkRun<'_> {
                 pacer: pacer.as_deref_mut(),
                 count,
                 running: None,
+                cancelled: false,
             };
             let ran = unwind::catch(|| job.run_items(&mut items, next, count, output, &mut track));
-            let running = track.running;
+            let (running, cancelled) = (track.running, track.cancelled);
             board.post(Doing::Idle);
             match (ran, running) {
                 (Ok(stopped), _) => {
                     next = stopped;
                     self.send(output, sent, next, send)?;
                     sent = next;
+                    if cancelled && next < count {
+                        let first = self.first + u64::from(next);
+                        return refuse(self.call, first, count - next, Failure::Cancelled, send);
+                    }
                 }
                 (Err(report), Some(running)) => {
                     let buf = output.rewrite_outcome(running.mark);
@@ -139,6 +147,8 @@ struct Track<'a, 'c> {
     count: u32,
     /// The item started and not finished, if any.
     running: Option<Running>,
+    /// The call was cancelled: stop after the item that ran.
+    cancelled: bool,
 }
 
 impl Progress for Track<'_, '_> {
@@ -168,6 +178,10 @@ impl Progress for Track<'_, '_> {
 
     fn finished(&mut self, n: u32) -> bool {
         self.running = None;
-        n + 1 < self.count && self.pacer.as_mut().is_some_and(|pacer| pacer.due())
+        if n + 1 == self.count {
+            return false;
+        }
+        self.cancelled = self.board.asked_to_stop(self.chunk.call);
+        self.cancelled || self.pacer.as_mut().is_some_and(|pacer| pacer.due())
     }
 }
