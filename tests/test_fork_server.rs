@@ -29,23 +29,17 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use forkmap::{Error, ProcessPool};
 use nix::libc;
 
-/// The first argument that makes this binary run one scenario.
-const SCENARIO: &str = "--forkmap-scenario";
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, name] = args.as_slice() {
-        if flag == SCENARIO {
-            return run_scenario(name);
-        }
+    if common::run_scenario_if_asked(&[SCENARIOS, OTHERS].concat()) {
+        return;
     }
-    for name in SCENARIOS.iter().map(|(name, _)| *name) {
-        let stderr = run_alone(name, &[]);
+    for (name, _) in SCENARIOS {
+        let stderr = common::run_scenario(name, common::this_binary(), &[]);
         assert!(
             !stderr.contains("forkmap:"),
             "{name}: forkmap printed with a server running: {stderr}"
@@ -54,9 +48,7 @@ fn main() {
     without_a_server();
 }
 
-type Scenario = fn();
-
-const SCENARIOS: &[(&str, Scenario)] = &[
+const SCENARIOS: &[common::Scenario] = &[
     ("pools_beside_lock_holders", pools_beside_lock_holders),
     ("a_pool_in_a_once_lock", a_pool_in_a_once_lock),
     ("a_server_outlives_its_thread", a_server_outlives_its_thread),
@@ -70,33 +62,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
-const OTHERS: &[(&str, Scenario)] = &[("forked_from_the_program", forked_from_the_program)];
-
-/// Runs one scenario in a process of its own, bounded, with `env` added,
-/// fails if it fails, and returns what it wrote on stderr.
-fn run_alone(name: &str, env: &[(&str, &str)]) -> String {
-    run_command(name, Command::new(std::env::current_exe().unwrap()), env)
-}
-
-fn run_command(name: &str, mut command: Command, env: &[(&str, &str)]) -> String {
-    let started = Instant::now();
-    command.args([SCENARIO, name]);
-    command.envs(env.iter().copied());
-    let output = common::within(name, Duration::from_secs(120), move || {
-        command.output().unwrap()
-    });
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "scenario {name} failed: {}; its stderr: {stderr}",
-        output.status
-    );
-    println!(
-        "test_fork_server: {name} {env:?} ok ({:.2?})",
-        started.elapsed()
-    );
-    stderr
-}
+const OTHERS: &[common::Scenario] = &[("forked_from_the_program", forked_from_the_program)];
 
 /// Runs the program under the dynamic loader: `/proc/self/exe` is then the
 /// loader, which cannot be a fork server.
@@ -110,27 +76,18 @@ fn without_a_server() {
         command.arg(std::env::current_exe().unwrap());
         command
     };
-    let stderr = run_command("forked_from_the_program", under_loader(), &[]);
+    let stderr = common::run_scenario("forked_from_the_program", under_loader(), &[]);
     let warnings = stderr
         .matches("forkmap: could not start the fork server")
         .count();
     assert_eq!(warnings, 1, "one warning was expected: {stderr}");
     assert!(stderr.contains("FORKMAP_QUIET=1"), "{stderr}");
-    let quiet = run_command(
+    let quiet = common::run_scenario(
         "forked_from_the_program",
         under_loader(),
         &[("FORKMAP_QUIET", "1")],
     );
     assert!(!quiet.contains("forkmap:"), "FORKMAP_QUIET=1: {quiet}");
-}
-
-fn run_scenario(name: &str) {
-    let (_, scenario) = SCENARIOS
-        .iter()
-        .chain(OTHERS)
-        .find(|(known, _)| *known == name)
-        .unwrap_or_else(|| panic!("no scenario {name}"));
-    common::within(name, Duration::from_secs(90), scenario);
 }
 
 fn double(x: u64) -> u64 {
@@ -313,8 +270,8 @@ fn no_descriptors_in_the_server() {
 fn no_processes_for_the_server() {
     // SAFETY: `geteuid` only reads this process's credentials.
     if unsafe { libc::geteuid() } == 0 {
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args([SCENARIO, "no_processes_for_the_server"])
+        let status = common::this_binary()
+            .args([common::SCENARIO, "no_processes_for_the_server"])
             .uid(65534)
             .gid(65534)
             .status()

@@ -21,7 +21,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::platform::board::Doing;
+use crate::platform::board::{Doing, Item};
 use crate::platform::Death;
 use crate::protocol::frame::Received;
 
@@ -46,6 +46,19 @@ pub(crate) struct Ending {
     pub(crate) death: Death,
     /// What it had last posted on its board: the item it was running, if any.
     pub(crate) doing: Doing,
+    /// The last item it started, which it may have finished.
+    pub(crate) last: Option<Item>,
+}
+
+impl Ending {
+    /// The end of a worker there was nothing to say of.
+    pub(crate) fn unknown() -> Self {
+        Ending {
+            death: Death::Unknown,
+            doing: Doing::Idle,
+            last: None,
+        }
+    }
 }
 
 /// Wakes a [`Backend::wait`] in progress, from any thread.

@@ -83,7 +83,7 @@ impl Backend for ProcessBackend {
 
     fn doing(&self, worker: usize) -> Doing {
         self.process(worker)
-            .map_or(Doing::Idle, |process| process.board.read())
+            .map_or(Doing::Idle, |process| process.board.doing())
     }
 
     fn ask_to_stop(&mut self, worker: usize, call: u64) {
@@ -107,12 +107,9 @@ impl Backend for ProcessBackend {
 
     fn end(&mut self, worker: usize, kill: bool) -> Ending {
         let Some(process) = self.slots.get_mut(worker).and_then(Option::take) else {
-            return Ending {
-                death: platform::Death::Unknown,
-                doing: Doing::Idle,
-            };
+            return Ending::unknown();
         };
-        let doing = process.board.read();
+        let (doing, last) = process.board.read();
         let Process { child, channel, .. } = process;
         // Closing the channel first lets an idle worker see end-of-file
         // and exit by itself.
@@ -120,6 +117,7 @@ impl Backend for ProcessBackend {
         Ending {
             death: child.reap(kill),
             doing,
+            last,
         }
     }
 

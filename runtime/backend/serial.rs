@@ -98,7 +98,7 @@ impl Backend for SerialBackend {
     fn doing(&self, _worker: usize) -> Doing {
         self.worker
             .as_ref()
-            .map_or(Doing::Idle, |here| here.board.read())
+            .map_or(Doing::Idle, |here| here.board.doing())
     }
 
     fn ask_to_stop(&mut self, _worker: usize, call: u64) {
@@ -116,14 +116,17 @@ impl Backend for SerialBackend {
     }
 
     fn end(&mut self, _worker: usize, _kill: bool) -> Ending {
-        let doing = self.doing(0);
-        self.worker = None;
+        let (doing, last) = self
+            .worker
+            .take()
+            .map_or((Doing::Idle, None), |here| here.board.read());
         self.replies.clear();
         Ending {
             // What `worker::run` returns: 0 at the end of its input, 2 on a
             // frame that does not check out.
             death: Death::Exit(if self.stopped { 2 } else { 0 }),
             doing,
+            last,
         }
     }
 

@@ -75,7 +75,7 @@ impl Backend for ThreadBackend {
 
     fn doing(&self, worker: usize) -> Doing {
         match self.slots.get(worker) {
-            Some(Some(thread)) => thread.board.read(),
+            Some(Some(thread)) => thread.board.doing(),
             _ => Doing::Idle,
         }
     }
@@ -102,19 +102,16 @@ impl Backend for ThreadBackend {
             ..
         }) = self.slots.get_mut(worker).and_then(Option::take)
         else {
-            return Ending {
-                death: Death::Unknown,
-                doing: Doing::Idle,
-            };
+            return Ending::unknown();
         };
-        let doing = board.read();
+        let (doing, last) = board.read();
         // The thread sees end-of-file and returns, once its task is done.
         drop(channel);
         let death = match kill {
             false => thread.join().map_or(Death::Unknown, Death::Exit),
             true => Death::Unknown,
         };
-        Ending { death, doing }
+        Ending { death, doing, last }
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::backend::Ending;
 use crate::dispatch::work::{Call, Chunk, Reply};
-use crate::platform::board::{Doing, INITIALIZER};
+use crate::platform::board::{Doing, Item, INITIALIZER};
 use crate::platform::Death;
 use crate::protocol::batch::Batch;
 use crate::protocol::frame;
@@ -38,24 +39,28 @@ impl Held {
         }
     }
 
-    /// What the death of the worker running this chunk means, given what it
-    /// last posted on its board (`doing`): the replies that fail items, while
-    /// the items to run again go to `again`.
+    /// What the end of the worker running this chunk means, given what it
+    /// last posted on its board: the replies that fail items, while the
+    /// items to run again go to `again`.
     ///
-    /// A worker that died by itself charges its death to the item it was
-    /// running; items of the chunk that ran before it, and whose results died
-    /// with the worker, run again, and so do the items after it. A worker
-    /// that died building the call's closure fails the whole rest of the
-    /// chunk, and so does one that died before it ever replied (it could not
-    /// even start). A worker the dispatcher killed charges the reason to what
-    /// it was doing when the kill was decided, if it was still doing that; a
-    /// timeout decided while it was not running an item of the chunk (it was
-    /// stopped, or stuck reading) is charged to the first item it had not
-    /// replied to; otherwise, if it had moved on, it is nobody's fault, and
-    /// what it had not replied to runs again.
-    pub(super) fn after_death(
+    /// A worker that died while it ran an item is charged to that item;
+    /// items of the chunk that ran before it, and whose results died with the
+    /// worker, run again, and so do the items after it. A worker that died
+    /// building the call's closure fails the whole rest of the chunk, and so
+    /// does one that died before it ever replied or ran an item (it could not
+    /// even start). A worker that died between items (while it sent results,
+    /// say), or broke the protocol, did so for one of the items it had run
+    /// and not replied to, or for none: when that is one item, it is
+    /// charged; when several, they run again one by one, so that a second
+    /// death is charged to the one that caused it. A worker the dispatcher
+    /// killed is charged the reason with what it was doing when the kill was
+    /// decided, if it still did that; a timeout decided while it ran no item
+    /// of the chunk (it was stopped, or stuck reading one) is charged to the
+    /// first item not replied to; otherwise it is nobody's fault, and what it
+    /// had not replied to runs again.
+    pub(super) fn after_end(
         &self,
-        doing: Doing,
+        ending: &Ending,
         cause: Cause,
         replied: bool,
         again: &mut Vec<Chunk>,
@@ -74,22 +79,30 @@ impl Held {
                 }
             }
         };
+        let in_chunk =
+            |item: &Item| item.call == self.call.id && (first..end).contains(&item.index);
+        let doing = ending.doing;
+        // The last item of this chunk the worker started, if it started one
+        // not replied to.
+        let last = ending.last.filter(in_chunk).map(|item| item.index);
         let failure = match cause {
             Cause::Killed { doing: decided, .. } if decided != doing => None,
             Cause::Killed { why, .. } => Some(why),
             Cause::Died(death) => Some(Failure::Died(death)),
+            Cause::Broke(reason) => Some(Failure::Codec(format!(
+                "the worker's reply did not check out: {reason}"
+            ))),
+        };
+        let charge = |index: u64, failure: Failure| Reply::Failed {
+            first: index,
+            count: 1,
+            failure,
         };
         match (doing, failure) {
-            (Doing::Running(item), Some(failure))
-                if item.call == self.call.id && (first..end).contains(&item.index) =>
-            {
+            (Doing::Running(item), Some(failure)) if in_chunk(&item) => {
                 rerun(first, item.index);
                 rerun(item.index + 1, end);
-                failed.push(Reply::Failed {
-                    first: item.index,
-                    count: 1,
-                    failure,
-                });
+                failed.push(charge(item.index, failure));
             }
             (Doing::SettingUp { call, .. }, Some(failure))
                 if call == self.call.id || call == INITIALIZER =>
@@ -102,18 +115,25 @@ impl Held {
                     other => other,
                 }));
             }
-            (_, Some(failure @ Failure::Died(_))) if !replied => {
-                failed.push(self.fail_rest(failure));
-            }
+            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) => match last {
+                Some(last) if last == first => {
+                    rerun(first + 1, end);
+                    failed.push(charge(first, failure));
+                }
+                Some(last) => {
+                    for index in first..=last {
+                        rerun(index, index + 1);
+                    }
+                    rerun(last + 1, end);
+                }
+                None if !replied => failed.push(self.fail_rest(failure)),
+                None => rerun(first, end),
+            },
             // It ran past its time without starting the next item (stopped,
             // or stuck reading it): that item is charged.
             (_, Some(failure @ Failure::TimedOut(_))) => {
                 rerun(first + 1, end);
-                failed.push(Reply::Failed {
-                    first,
-                    count: 1,
-                    failure,
-                });
+                failed.push(charge(first, failure));
             }
             _ => rerun(first, end),
         }
@@ -142,11 +162,13 @@ impl Held {
     }
 }
 
-/// Why a worker died.
+/// Why a worker ended.
 #[derive(Debug, Clone)]
 pub(super) enum Cause {
     /// By itself: an exit, a signal.
     Died(Death),
+    /// It sent bytes that are not a reply, for this reason, and was ended.
+    Broke(String),
     /// The dispatcher killed it while it was `doing` something, because
     /// that went past a limit: the failure to charge it with.
     Killed { doing: Doing, why: Failure },

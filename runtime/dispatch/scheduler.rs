@@ -354,6 +354,7 @@ impl Scheduler {
         // and over with nothing to do: its slot is filled when work comes.
         let started = replied
             || broke.is_some()
+            || ending.last.is_some()
             || matches!(doing, Doing::Running(_))
             || matches!(doing, Doing::SettingUp { call, .. } if call != INITIALIZER);
         if started {
@@ -365,17 +366,12 @@ impl Scheduler {
         let mut held = held.into_iter();
         if let Some(running) = held.next() {
             let mut rerun = Vec::new();
-            let failed = match broke {
-                Some(reason) => {
-                    let reason = format!("the worker's reply did not check out: {reason}");
-                    vec![running.fail_rest(Failure::Codec(reason))]
-                }
-                None => {
-                    let cause = killed.unwrap_or(Cause::Died(ending.death));
-                    running.after_death(doing, cause, replied, &mut rerun)
-                }
+            let cause = match (broke, killed) {
+                (Some(reason), _) => Cause::Broke(reason),
+                (None, Some(killed)) => killed,
+                (None, None) => Cause::Died(ending.death),
             };
-            for reply in failed {
+            for reply in running.after_end(&ending, cause, replied, &mut rerun) {
                 running.call.deliver(reply);
             }
             again.extend(rerun.into_iter().map(|chunk| Queued {

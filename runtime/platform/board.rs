@@ -57,9 +57,14 @@ const RUNNING: u64 = 2;
 pub(crate) struct Board {
     seq: AtomicU64,
     doing: AtomicU64,
+    /// The last item posted running, which stays when the worker moves on:
+    /// its call plus one (0: none yet), its index and its start.
     call: AtomicU64,
     index: AtomicU64,
     started: AtomicU64,
+    /// The call being set up, and since when.
+    setup_call: AtomicU64,
+    setup_started: AtomicU64,
     /// The call whose items the worker is asked to stop, plus one (0: none).
     /// Written by the dispatcher, read by the worker between items.
     stop: AtomicU64,
@@ -74,14 +79,15 @@ impl Board {
         let (kind, item) = match doing {
             Doing::Idle => (IDLE, None),
             Doing::SettingUp { call, started } => {
-                self.call.store(call, Ordering::Relaxed);
-                self.started.store(started, Ordering::Relaxed);
+                self.setup_call.store(call, Ordering::Relaxed);
+                self.setup_started.store(started, Ordering::Relaxed);
                 (SETTING_UP, None)
             }
             Doing::Running(item) => (RUNNING, Some(item)),
         };
         if let Some(item) = item {
-            self.call.store(item.call, Ordering::Relaxed);
+            self.call
+                .store(item.call.wrapping_add(1), Ordering::Relaxed);
             self.index.store(item.index, Ordering::Relaxed);
             self.started.store(item.started, Ordering::Relaxed);
         }
@@ -101,33 +107,43 @@ impl Board {
         self.stop.load(Ordering::Relaxed) == call.wrapping_add(1)
     }
 
-    /// Reads what the worker is doing. A worker that died mid-post reads as
+    /// Reads what the worker is doing, and the last item it started (which
+    /// it may have finished since). A worker that died mid-post reads as
     /// idle: it was between two states.
-    pub(crate) fn read(&self) -> Doing {
+    pub(crate) fn read(&self) -> (Doing, Option<Item>) {
         for _ in 0..1000 {
             let before = self.seq.load(Ordering::Acquire);
             let kind = self.doing.load(Ordering::Relaxed);
             let call = self.call.load(Ordering::Relaxed);
             let item = Item {
-                call,
+                call: call.wrapping_sub(1),
                 index: self.index.load(Ordering::Relaxed),
                 started: self.started.load(Ordering::Relaxed),
             };
+            let setup_call = self.setup_call.load(Ordering::Relaxed);
+            let setup_started = self.setup_started.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if before % 2 == 1 || self.seq.load(Ordering::Relaxed) != before {
                 std::hint::spin_loop();
                 continue;
             }
-            return match kind {
+            let last = (call != 0).then_some(item);
+            let doing = match kind {
                 SETTING_UP => Doing::SettingUp {
-                    call,
-                    started: item.started,
+                    call: setup_call,
+                    started: setup_started,
                 },
-                RUNNING => Doing::Running(item),
+                RUNNING if call != 0 => Doing::Running(item),
                 _ => Doing::Idle,
             };
+            return (doing, last);
         }
-        Doing::Idle
+        (Doing::Idle, None)
+    }
+
+    /// What the worker is doing.
+    pub(crate) fn doing(&self) -> Doing {
+        self.read().0
     }
 }
 
@@ -138,13 +154,13 @@ mod tests {
     #[test]
     fn a_board_reads_back_what_was_posted() {
         let board = Board::default();
-        assert_eq!(board.read(), Doing::Idle);
+        assert_eq!(board.read(), (Doing::Idle, None));
         board.post(Doing::SettingUp {
             call: 7,
             started: 99,
         });
         assert_eq!(
-            board.read(),
+            board.doing(),
             Doing::SettingUp {
                 call: 7,
                 started: 99
@@ -156,9 +172,10 @@ mod tests {
             started: 12345,
         };
         board.post(Doing::Running(item));
-        assert_eq!(board.read(), Doing::Running(item));
+        assert_eq!(board.read(), (Doing::Running(item), Some(item)));
         board.post(Doing::Idle);
-        assert_eq!(board.read(), Doing::Idle);
+        // The last item started stays, for a death between items.
+        assert_eq!(board.read(), (Doing::Idle, Some(item)));
     }
 
     #[test]
@@ -175,7 +192,7 @@ mod tests {
                 }
             });
             for _ in 0..200_000 {
-                if let Doing::Running(item) = board.read() {
+                if let Doing::Running(item) = board.doing() {
                     let i = item.call;
                     assert_eq!((item.index, item.started), (i, i));
                 }

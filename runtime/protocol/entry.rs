@@ -142,24 +142,27 @@ where
     Ok(job::<Args, F>(f))
 }
 
-/// Finds the start function of an entry received from the parent.
-pub(crate) fn resolve(entry: Entry<'_>) -> Result<StartFn, String> {
+/// Finds the start function of an entry received from the parent, and for
+/// a `#[remote]` factory its name.
+pub(crate) fn resolve(entry: Entry<'_>) -> Result<(StartFn, Option<&'static str>), String> {
     match entry {
         Entry::Named(key) => REMOTES
             .iter()
             .find(|remote| remote.key == key)
-            .map(|remote| remote.start)
+            .map(|remote| (remote.start, Some(remote.name)))
             .ok_or_else(|| {
                 format!("no #[remote] factory `{key}` is linked into the worker's program")
             }),
         Entry::Code {
             offset,
             check: sent,
-        } => platform::code::function_at(offset, sent).ok_or_else(|| {
-            format!(
-                "the code of the function does not check out (offset {offset:#x}): \
+        } => platform::code::function_at(offset, sent)
+            .map(|start| (start, None))
+            .ok_or_else(|| {
+                format!(
+                    "the code of the function does not check out (offset {offset:#x}): \
                  the frame was not made by this program"
-            )
-        }),
+                )
+            }),
     }
 }

@@ -17,7 +17,8 @@ use crate::protocol::task::CallWith;
 /// what a `#[remote]` factory's start function returns.
 pub struct Job {
     run: Box<dyn RunItems>,
-    /// The closure's type name, which names the function it comes from.
+    /// The function it comes from: a plain function's or closure's type
+    /// name, or a `#[remote]` factory's name.
     name: &'static str,
 }
 
@@ -25,6 +26,12 @@ impl Job {
     /// The closure's name, for messages about a crash.
     pub(crate) fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The job, named after the function it comes from (a `#[remote]`
+    /// factory's name says more than its closure's type name).
+    pub(crate) fn named(self, name: &'static str) -> Job {
+        Job { name, ..self }
     }
 
     /// Runs items `from..count` of a chunk, whose encoded argument tuples

@@ -170,9 +170,12 @@ fn refuse(
 }
 
 fn build(entry: entry::Entry<'_>, setup: &[u8]) -> Result<Job, Refusal> {
-    let start = entry::resolve(entry).map_err(Refusal::Unrunnable)?;
+    let (start, name) = entry::resolve(entry).map_err(Refusal::Unrunnable)?;
     match unwind::catch(|| start(setup)) {
-        Ok(Ok(job)) => Ok(job),
+        Ok(Ok(job)) => Ok(match name {
+            Some(name) => job.named(name),
+            None => job,
+        }),
         Ok(Err(reason)) => Err(Refusal::Unrunnable(match entry {
             entry::Entry::Named(name) => format!("`{name}`: {reason}"),
             entry::Entry::Code { .. } => reason,

@@ -173,3 +173,59 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 pub(crate) fn alone() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// A test that runs in a process of its own: this binary run again with
+/// [`SCENARIO`] and the scenario's name (the test files with
+/// `harness = false` use them, so that each scenario starts with no fork
+/// server and counts only its own processes).
+pub(crate) type Scenario = (&'static str, fn());
+
+/// The first argument that makes a test binary run one scenario.
+pub(crate) const SCENARIO: &str = "--forkmap-scenario";
+
+/// When this binary was run for one scenario, runs it (bounded) and
+/// returns true; the caller's `main` then returns.
+pub(crate) fn run_scenario_if_asked(scenarios: &[Scenario]) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [flag, name] = args.as_slice() else {
+        return false;
+    };
+    if flag != SCENARIO {
+        return false;
+    }
+    let &(_, scenario) = scenarios
+        .iter()
+        .find(|(known, _)| known == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"));
+    within(name, Duration::from_secs(90), scenario);
+    true
+}
+
+/// Runs one scenario through `command` (this binary, or something that runs
+/// it), bounded, with `env` added; fails if it fails, and returns what it
+/// wrote on stderr.
+pub(crate) fn run_scenario(
+    name: &str,
+    mut command: std::process::Command,
+    env: &[(&str, &str)],
+) -> String {
+    let started = std::time::Instant::now();
+    command.args([SCENARIO, name]);
+    command.envs(env.iter().copied());
+    let output = within(name, Duration::from_secs(120), move || {
+        command.output().unwrap()
+    });
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "scenario {name} failed: {}; its stderr: {stderr}",
+        output.status
+    );
+    println!("{name} {env:?}: ok ({:.2?})", started.elapsed());
+    stderr
+}
+
+/// This binary, to run a scenario with [`run_scenario`].
+pub(crate) fn this_binary() -> std::process::Command {
+    std::process::Command::new(std::env::current_exe().unwrap())
+}
