@@ -32,11 +32,46 @@
 //! worker per call. Work before the closure (loading a table, opening a
 //! connection) therefore happens once in each worker.
 //!
-//! Workers are forked from a fork server, a fresh run of the program's own
-//! binary that forkmap starts the first time a pool needs a worker, so no
-//! set-up call is needed and no lock held by another thread of the program
-//! is ever copied into a worker; [`init`] starts it early, and says what
-//! workers see.
+//! # Processes and signals
+//!
+//! - **The processes.** A program that uses a [`ProcessPool`] has one fork
+//!   server, `forkmap-server` in `ps` and `top`: a fresh run of the
+//!   program's own binary, started the first time a pool needs a worker,
+//!   which never runs the program's `main` or threads (see [`init`] for why,
+//!   and for what workers see). Each worker, `forkmap-worker`, is forked from
+//!   it. A pool's dispatcher is a thread of the program, `forkmap-dispatcher`.
+//! - **Process groups.** The server, and each worker, are in a process group
+//!   of their own. Signals a terminal sends to its foreground group (Ctrl-C's
+//!   SIGINT, Ctrl-\'s SIGQUIT, Ctrl-Z's SIGTSTP) reach the program only: with
+//!   a handler of its own, the program decides, and a call in progress runs
+//!   to its end; without one, the program ends, and its server and workers
+//!   follow within a moment (the server sees the program's end of its socket
+//!   close, and the workers die with the server, by `PR_SET_PDEATHSIG`). A
+//!   task's `kill(0, ...)` reaches its own worker's group only.
+//! - **What tasks start.** A child process a task starts is in its worker's
+//!   process group (unless it leaves it, with `setsid` or `setpgid`): when
+//!   the worker ends (killed by a timeout, the memory limit or a
+//!   cancellation, or at the pool's end), the group is killed. A worker's
+//!   end is seen from the process itself (its pidfd), so a child that holds
+//!   the worker's descriptors cannot hide it. Nothing of the pool's is open
+//!   in a program a task runs: a worker has only standard input
+//!   (`/dev/null`), output and error, and its channel, which closes on exec.
+//! - **Deaths and timeouts.** A worker that dies while it runs an item costs
+//!   that item only ([`Error::WorkerDied`]); one that dies between items
+//!   costs the item it had just run if there was one, and otherwise runs
+//!   those items again one by one, so that a second death is charged to the
+//!   item that caused it. An item's timeout counts from when its chunk is
+//!   handed to the worker, so a worker that is stopped, or stuck reading an
+//!   item, times out too.
+//! - **A forked caller.** A process the program forks (by `fork`, or a
+//!   library that daemonizes) while a pool exists gets
+//!   [`Error::Inherited`] from every call on that pool, at once; dropping
+//!   the pool there is harmless and touches nothing of the parent's; the
+//!   child makes pools of its own.
+//! - **Cancelling.** Dropping an unfinished [`Imap`] or [`ImapUnordered`],
+//!   or [`AsyncResult::cancel`], stops the call's items: those not started
+//!   never run, and a worker stops after the item in progress (a worker
+//!   process still running one 50 ms later is killed, and replaced).
 //!
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
