@@ -96,8 +96,11 @@ pub(crate) trait Wake: Send + Sync {
 /// - [`ask_to_stop`](Backend::ask_to_stop) asks a worker to stop a call's
 ///   items between items: it then fails the rest of its chunks of that call
 ///   as cancelled.
-/// - [`kill`](Backend::kill) stops a worker at once, where it can; its end
-///   comes as an event.
+/// - [`kill`](Backend::kill) stops a worker at once, where
+///   [`can_kill`](Backend::can_kill) says it can; its end comes as an event.
+/// - Replies to the chunks a worker holds come in order for each chunk; a
+///   worker of [`depth`](Backend::depth) more than one may interleave the
+///   replies of its chunks.
 pub(crate) trait Backend {
     /// Starts a worker in the empty slot `worker`.
     fn start(&mut self, worker: usize) -> io::Result<()>;
@@ -115,10 +118,22 @@ pub(crate) trait Backend {
     /// `call`, between items (its call was cancelled).
     fn ask_to_stop(&mut self, worker: usize, call: u64);
 
+    /// Whether the dispatcher enforces timeouts, memory limits and
+    /// cancellations here by killing workers: processes can be killed;
+    /// threads and the caller cannot (their pools take no limits), and a
+    /// backend whose workers enforce them themselves says no.
+    fn can_kill(&self) -> bool;
+
     /// Stops the worker in slot `worker` at once, and whatever its tasks
-    /// started (a process and its process group); false if this backend
-    /// cannot stop a worker (threads, the caller).
-    fn kill(&mut self, worker: usize) -> bool;
+    /// started (a process and its process group). Called only where
+    /// [`can_kill`](Backend::can_kill) says it can be.
+    fn kill(&mut self, worker: usize);
+
+    /// How many chunks the worker in slot `worker` runs at once: one for a
+    /// process or a thread; more for a worker that is itself a pool.
+    fn depth(&self, _worker: usize) -> usize {
+        1
+    }
 
     /// How many bytes the resident memory of the worker in slot `worker` has
     /// grown by since it started, where the backend can tell.

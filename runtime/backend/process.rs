@@ -92,11 +92,14 @@ impl Backend for ProcessBackend {
         }
     }
 
-    fn kill(&mut self, worker: usize) -> bool {
+    fn can_kill(&self) -> bool {
+        true
+    }
+
+    fn kill(&mut self, worker: usize) {
         if let Some(process) = self.process(worker) {
             process.child.kill();
         }
-        true
     }
 
     fn memory_growth(&self, worker: usize) -> Option<u64> {

@@ -107,9 +107,11 @@ impl Backend for SerialBackend {
         }
     }
 
-    fn kill(&mut self, _worker: usize) -> bool {
+    fn can_kill(&self) -> bool {
         false
     }
+
+    fn kill(&mut self, _worker: usize) {}
 
     fn memory_growth(&self, _worker: usize) -> Option<u64> {
         None

@@ -86,9 +86,11 @@ impl Backend for ThreadBackend {
         }
     }
 
-    fn kill(&mut self, _worker: usize) -> bool {
+    fn can_kill(&self) -> bool {
         false
     }
+
+    fn kill(&mut self, _worker: usize) {}
 
     fn memory_growth(&self, _worker: usize) -> Option<u64> {
         None

@@ -189,6 +189,9 @@ impl Scheduler {
     /// A worker posts when each item of a timed call starts. Memory is looked
     /// at every [`MEMORY_CHECK`] while a worker holds work.
     fn watch_limits(&mut self) -> Option<Instant> {
+        if !self.backend.can_kill() {
+            return None;
+        }
         let now = Instant::now();
         let memory_limit = self
             .options
@@ -290,15 +293,20 @@ impl Scheduler {
         'giving: while !self.pending.is_empty() {
             // Idle workers first; then those running a quick chunk, which
             // may hold a quick chunk behind it.
+            let backend = &self.backend;
             let mut open: Vec<usize> = (0..self.slots.len())
-                .filter(|&i| self.slots[i].as_ref().is_some_and(Slot::has_room))
+                .filter(|&i| {
+                    self.slots[i]
+                        .as_ref()
+                        .is_some_and(|slot| slot.has_room(backend.depth(i)))
+                })
                 .collect();
             open.sort_by_key(|&i| self.slots[i].as_ref().map_or(0, Slot::held_count));
             for i in open {
                 let Some(slot) = self.slots[i].as_mut() else {
                     continue;
                 };
-                let behind = !slot.is_idle();
+                let behind = slot.held_count() >= self.backend.depth(i);
                 let fits = |queued: &Queued| !behind || queued.call.quick.load(Ordering::Relaxed);
                 // A chunk of the call whose closure the worker has built, or
                 // any other.

@@ -128,16 +128,17 @@ impl Slot {
         max_tasks.is_none_or(|max| self.given == 0 || self.given + u64::from(chunk.count) <= max)
     }
 
-    /// Whether the worker can take a chunk: it has none, or it runs a chunk
-    /// of a quick call that started only just now, behind which it may hold
-    /// one more (of a quick call too).
-    pub(super) fn has_room(&self) -> bool {
+    /// Whether the worker, which runs `depth` chunks at once, can take a
+    /// chunk: it runs fewer, or it runs a chunk of a quick call that started
+    /// only just now, behind which it may hold one more (of a quick call
+    /// too).
+    pub(super) fn has_room(&self, depth: usize) -> bool {
         if self.retiring || self.killed.is_some() {
             return false;
         }
         match self.held.len() {
-            0 => true,
-            1 => {
+            held if held < depth => true,
+            held if held == depth => {
                 self.held[0].call.quick.load(Ordering::Relaxed)
                     && platform::monotonic_ns().saturating_sub(self.front_since) < QUICK_NS
             }
@@ -171,23 +172,31 @@ impl Slot {
         self.killed = Some(cause);
     }
 
-    /// Hands one reply frame to the call of the chunk at the front of
-    /// `held`, which it must continue.
+    /// Hands one reply frame to the call of the chunk it continues: the one
+    /// at the front of `held` (or, for a worker that runs several at once,
+    /// any of them), whose replies come in order.
     pub(super) fn settle(&mut self, frame: Received) -> Result<(), String> {
         self.replied = true;
-        let held = self.held.front_mut().ok_or("a reply came for no chunk")?;
         let (call, reply) = Reply::from_frame(frame)?;
-        let expected = held.chunk.first + u64::from(held.done);
-        let left = held.chunk.count - held.done;
-        if (call, reply.first()) != (held.call.id, expected) || reply.count() > left {
-            return Err(format!(
-                "a reply for call {call} items {}..+{} came where call {} item {expected} \
-                 (of {left} more) was expected",
-                reply.first(),
-                reply.count(),
-                held.call.id,
-            ));
-        }
+        let continues = |held: &Held| {
+            held.call.id == call
+                && held.chunk.first + u64::from(held.done) == reply.first()
+                && reply.count() <= held.chunk.count - held.done
+        };
+        let Some(position) = self.held.iter().position(continues) else {
+            return Err(match self.held.front() {
+                Some(held) => format!(
+                    "a reply for call {call} items {}..+{} came where call {} item {} was \
+                     expected",
+                    reply.first(),
+                    reply.count(),
+                    held.call.id,
+                    held.chunk.first + u64::from(held.done),
+                ),
+                None => "a reply came for no chunk".into(),
+            });
+        };
+        let held = &mut self.held[position];
         held.done += reply.count();
         let setup_refused = matches!(
             reply,
@@ -210,7 +219,7 @@ impl Slot {
             let quick = now.saturating_sub(self.front_since) < QUICK_NS;
             held.call.quick.store(quick, Ordering::Relaxed);
             self.front_since = now;
-            self.held.pop_front();
+            self.held.remove(position);
         }
         Ok(())
     }
