@@ -99,6 +99,8 @@ mod worker;
 pub use api::builder::Builder;
 pub use api::handle::AsyncResult;
 pub use api::init::init;
+#[cfg(feature = "mpi")]
+pub use api::mpi_pool::MpiPool;
 pub use api::pool::Pool;
 pub use api::process_pool::{ProcessPool, WithTimeout};
 pub use api::serial_pool::SerialPool;

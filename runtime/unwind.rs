@@ -55,6 +55,13 @@ pub(crate) fn install_hook() {
     });
 }
 
+/// Whether this thread is running a task under [`catch`]: a panic now is
+/// that task's.
+#[cfg(feature = "mpi")]
+pub(crate) fn in_task() -> bool {
+    IN_TASK.get()
+}
+
 /// Runs `f`, turning a panic into a [`PanicReport`].
 pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Result<T, PanicReport> {
     install_hook();

@@ -118,12 +118,31 @@ impl<P> Builder<P> {
         self
     }
 
-    /// Checks the options and starts the dispatcher and its workers.
+    /// Sets the timeout of every item (pools of processes only).
+    fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets each worker's memory limit (pools of processes only).
+    fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Checks the options and starts the dispatcher and its workers: `workers`
+    /// of them, by default as many as this process may use CPUs.
     fn start(self, kind: Kind) -> Result<Engine, Error> {
-        let workers = self
-            .workers
+        let (workers, options, calls) = self.checked()?;
+        let count = workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
-        if workers == 0 {
+        Engine::start(kind, WorkerOptions { count, ..options }, calls)
+    }
+
+    /// The options, checked: the number of workers asked for, what the
+    /// workers run with (their count left at zero), and what calls do.
+    fn checked(self) -> Result<(Option<usize>, WorkerOptions, CallOptions), Error> {
+        if self.workers == Some(0) {
             return Err(Error::Config("a pool needs at least one worker"));
         }
         if self.chunk_size == Some(0) {
@@ -140,7 +159,7 @@ impl<P> Builder<P> {
         }
         let init = self.init.transpose()?.map(Arc::new);
         let options = WorkerOptions {
-            count: workers,
+            count: 0,
             max_tasks: self.max_tasks.map(|max| max as u64),
             init,
             memory_limit: self.memory_limit,
@@ -150,7 +169,7 @@ impl<P> Builder<P> {
             max_tasks: self.max_tasks,
             timeout: self.timeout,
         };
-        Engine::start(kind, options, calls)
+        Ok((self.workers, options, calls))
     }
 }
 
@@ -184,9 +203,8 @@ impl Builder<ProcessPool> {
     /// assert_eq!(results[2].as_ref().ok(), Some(&20));
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_timeout(timeout)
     }
 
     /// Kills the worker whose resident memory has grown by more than
@@ -220,9 +238,8 @@ impl Builder<ProcessPool> {
     /// assert!(pool.apply(fill, (4096,)).unwrap_err().is_out_of_memory());
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.memory_limit = Some(bytes);
-        self
+    pub fn memory_limit(self, bytes: u64) -> Self {
+        self.with_memory_limit(bytes)
     }
 
     /// Forks the workers. Fails with [`Error::Config`] for an option of zero,
@@ -237,6 +254,49 @@ impl Builder<ThreadPool> {
     /// of zero, and with [`Error::Spawn`] when a thread cannot start.
     pub fn build(self) -> Result<ThreadPool, Error> {
         self.start(Kind::Thread).map(ThreadPool::from_engine)
+    }
+}
+
+#[cfg(feature = "mpi")]
+impl Builder<crate::MpiPool> {
+    /// Kills the worker running an item that has run longer than `timeout`,
+    /// on whichever rank: as [`Builder::<ProcessPool>::timeout`] does.
+    ///
+    /// ```no_run
+    /// # // Needs an MPI job: `mpirun -n 3 <program>`.
+    /// let pool = forkmap::MpiPool::builder()
+    ///     .timeout(std::time::Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.with_timeout(timeout)
+    }
+
+    /// Each worker's memory limit, on every rank: as
+    /// [`Builder::<ProcessPool>::memory_limit`] does.
+    ///
+    /// ```no_run
+    /// # // Needs an MPI job: `mpirun -n 3 <program>`.
+    /// let pool = forkmap::MpiPool::builder().memory_limit(1 << 30).build()?;
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn memory_limit(self, bytes: u64) -> Self {
+        self.with_memory_limit(bytes)
+    }
+
+    /// Starts a pool of worker processes on every other rank of the job
+    /// (as many on each as its host has CPUs, or
+    /// [`workers`](Builder::workers) each), and checks that every rank runs
+    /// this very build of the program.
+    ///
+    /// Fails with [`Error::Config`] outside an MPI job, without
+    /// [`forkmap::init()`](crate::init) first, with a single rank, or while
+    /// another `MpiPool` exists; with [`Error::Spawn`] when a rank's pool
+    /// cannot start or a rank runs another build.
+    pub fn build(self) -> Result<crate::MpiPool, Error> {
+        let (workers, options, calls) = self.checked()?;
+        Engine::start_mpi(workers, options, calls).map(crate::MpiPool::from_engine)
     }
 }
 

@@ -28,6 +28,19 @@ pub(crate) enum Kind {
     Serial,
 }
 
+/// A dispatcher over `workers.count` worker processes, and the thread that
+/// drives it.
+pub(crate) fn process_dispatcher(workers: WorkerOptions) -> Result<Dispatcher, Error> {
+    Dispatcher::threaded(
+        |options| {
+            Ok(Box::new(ProcessBackend::new(
+                options.memory_limit.is_some(),
+            )?))
+        },
+        workers,
+    )
+}
+
 /// How a call is cut into chunks and how long its items may run.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CallOptions {
@@ -54,23 +67,47 @@ impl Engine {
     ) -> Result<Self, Error> {
         let count = workers.count;
         let dispatcher = match kind {
-            Kind::Process => Dispatcher::threaded(
-                |options| {
-                    Ok(Box::new(ProcessBackend::new(
-                        options.memory_limit.is_some(),
-                    )?))
-                },
-                workers,
-            )?,
+            Kind::Process => process_dispatcher(workers)?,
             Kind::Thread => Dispatcher::threaded(|_| Ok(Box::new(ThreadBackend::new()?)), workers)?,
             Kind::Serial => Dispatcher::inline(|_| Ok(Box::new(SerialBackend::new()))),
         };
-        Ok(Engine {
+        Ok(Engine::new(dispatcher, count, calls))
+    }
+
+    /// Starts a pool over the other ranks of the MPI job: on each, a pool of
+    /// `per_rank` worker processes (by default, as many as its host has
+    /// CPUs) run with `remote`.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn start_mpi(
+        per_rank: Option<usize>,
+        remote: WorkerOptions,
+        calls: CallOptions,
+    ) -> Result<Self, Error> {
+        use crate::backend::mpi::MpiBackend;
+        let ranks = crate::api::mpi_pool::start_ranks(per_rank, &remote)?;
+        let count: usize = ranks.iter().map(|rank| rank.workers as usize).sum();
+        // The ranks' pools retire, initialize and limit their workers; here
+        // each rank is one worker of the seam.
+        let local = WorkerOptions {
+            count: ranks.len(),
+            max_tasks: None,
+            init: None,
+            memory_limit: None,
+        };
+        let dispatcher = Dispatcher::threaded(
+            move |_| Ok(Box::new(MpiBackend::new(ranks)?) as Box<dyn crate::backend::Backend>),
+            local,
+        )?;
+        Ok(Engine::new(dispatcher, count, calls))
+    }
+
+    fn new(dispatcher: Dispatcher, workers: usize, calls: CallOptions) -> Self {
+        Engine {
             dispatcher,
-            workers: count,
+            workers,
             calls,
             closed: AtomicBool::new(false),
-        })
+        }
     }
 
     pub(crate) fn worker_count(&self) -> usize {

@@ -50,6 +50,13 @@ use crate::platform;
 /// worker starts a new one; the workers of the old one died with it, and
 /// their pools replace them.
 ///
+/// # On a cluster
+///
+/// With the `mpi` feature, in a program started by `mpirun` (or `mpiexec`,
+/// `srun`), `init` also starts MPI, and on every rank but 0 it never
+/// returns: the rank serves the job's [`MpiPool`](crate::MpiPool) until rank
+/// 0's `main` returns. Call it first in `main` there.
+///
 /// # Errors
 ///
 /// [`Error::Spawn`] if no server can be started here (no `/proc`, a binary
@@ -60,5 +67,16 @@ use crate::platform;
 ///
 /// [`ProcessPool`]: crate::ProcessPool
 pub fn init() -> Result<(), Error> {
-    platform::start_server().map_err(Error::Spawn)
+    // The server first: an MPI library may not like its process forking
+    // once it has started.
+    let server = platform::start_server().map_err(Error::Spawn);
+    #[cfg(feature = "mpi")]
+    {
+        use crate::backend::mpi::environment;
+        let place = environment::start().map_err(|e| Error::Spawn(std::io::Error::other(e)))?;
+        if place.is_some_and(|place| place.rank != 0) {
+            crate::api::rank::serve();
+        }
+    }
+    server
 }

@@ -13,6 +13,8 @@
 //! - [`process`]: forked worker processes, each behind a socket pair.
 
 mod channel;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 pub(crate) mod process;
 pub(crate) mod serial;
 pub(crate) mod thread;

@@ -121,25 +121,30 @@ impl Dispatcher {
     /// `options` on it, and drives them. (A worker process forked directly
     /// dies with the thread that forked it: this one, which lives as long as
     /// the pool.)
-    pub(crate) fn threaded(backend: NewBackend, options: WorkerOptions) -> Result<Self, Error> {
+    pub(crate) fn threaded(
+        backend: impl FnOnce(&WorkerOptions) -> std::io::Result<Box<dyn Backend>> + Send + 'static,
+        options: WorkerOptions,
+    ) -> Result<Self, Error> {
         crate::unwind::install_hook();
         let (started, on_start) = mpsc::channel();
         let thread = thread::Builder::new()
             .name("forkmap-dispatcher".into())
-            .spawn(move || match Scheduler::start(backend, options) {
-                Ok(scheduler) => {
-                    let link = Arc::new(Link {
-                        inbound: Mutex::default(),
-                        waker: scheduler.waker(),
-                        owner: std::process::id(),
-                    });
-                    let _ = started.send(Ok(Arc::clone(&link)));
-                    drive(scheduler, &link);
-                }
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match backend(&options).and_then(|b| Scheduler::start(b, options)) {
+                    Ok(scheduler) => {
+                        let link = Arc::new(Link {
+                            inbound: Mutex::default(),
+                            waker: scheduler.waker(),
+                            owner: std::process::id(),
+                        });
+                        let _ = started.send(Ok(Arc::clone(&link)));
+                        drive(scheduler, &link);
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                },
+            )
             .map_err(Error::Spawn)?;
         match on_start.recv() {
             Ok(Ok(link)) => Ok(Dispatcher::Threaded {
@@ -177,7 +182,9 @@ impl Dispatcher {
                     init: None,
                     memory_limit: None,
                 };
-                let scheduler = Scheduler::start(*backend, options).map_err(Error::Spawn)?;
+                let scheduler = backend(&options)
+                    .and_then(|backend| Scheduler::start(backend, options))
+                    .map_err(Error::Spawn)?;
                 Ok(Route::Inline {
                     scheduler: Some(Box::new(scheduler)),
                     terminated: Arc::clone(terminated),

@@ -10,7 +10,6 @@ use crate::backend::{Backend, Event};
 use crate::dispatch::held::Cause;
 use crate::dispatch::slot::Slot;
 use crate::dispatch::work::{Call, Chunk, Reply};
-use crate::dispatch::NewBackend;
 use crate::platform::board::{Doing, INITIALIZER};
 use crate::protocol::message::Failure;
 
@@ -69,11 +68,14 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    /// Makes a backend and starts every worker of `options` on it. On
-    /// failure the workers started so far are ended.
-    pub(crate) fn start(backend: NewBackend, options: WorkerOptions) -> std::io::Result<Self> {
+    /// Starts every worker of `options` on `backend`. On failure the
+    /// workers started so far are ended.
+    pub(crate) fn start(
+        backend: Box<dyn Backend>,
+        options: WorkerOptions,
+    ) -> std::io::Result<Self> {
         let mut scheduler = Scheduler {
-            backend: backend(&options)?,
+            backend,
             slots: (0..options.count).map(|_| None).collect(),
             options,
             calls: HashMap::new(),

@@ -229,6 +229,15 @@ pub(crate) fn start_server() -> io::Result<()> {
     server::start()
 }
 
+/// Runs `f` when this process exits normally (a return from `main`, or
+/// `exit`).
+#[cfg(feature = "mpi")]
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `atexit` only records a plain function, which runs in this
+    // process when it exits.
+    unsafe { nix::libc::atexit(f) };
+}
+
 /// Nanoseconds of the monotonic clock, which every process of the machine
 /// shares.
 pub(crate) fn monotonic_ns() -> u64 {

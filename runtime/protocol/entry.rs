@@ -142,6 +142,17 @@ where
     Ok(job::<Args, F>(f))
 }
 
+/// A number that tells apart programs with different sets of `#[remote]`
+/// factories: a hash of their keys.
+#[cfg(feature = "mpi")]
+pub(crate) fn remotes_identity() -> u64 {
+    let mut keys: Vec<&str> = REMOTES.iter().map(|remote| remote.key).collect();
+    keys.sort_unstable();
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&keys, &mut hasher);
+    std::hash::Hasher::finish(&hasher)
+}
+
 /// Finds the start function of an entry received from the parent, and for
 /// a `#[remote]` factory its name.
 pub(crate) fn resolve(entry: Entry<'_>) -> Result<(StartFn, Option<&'static str>), String> {

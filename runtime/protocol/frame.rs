@@ -198,6 +198,17 @@ impl Received {
         }
     }
 
+    /// A frame's body, which came without its length prefix (as a message
+    /// of its own).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn from_body(bytes: Vec<u8>) -> Self {
+        let end = bytes.len();
+        Received {
+            bytes,
+            body: 0..end,
+        }
+    }
+
     /// The frame's body: header and tail.
     pub(crate) fn body(&self) -> &[u8] {
         &self.bytes[self.body.clone()]

@@ -55,6 +55,43 @@ pub(crate) enum FromWorker {
     },
 }
 
+/// What the pool's rank of an MPI job says to another rank, beside the
+/// frames it relays to that rank's workers.
+#[cfg(feature = "mpi")]
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToRank {
+    /// Start a pool of worker processes (as many as the rank's host has
+    /// cores, unless `workers` says), with these options, and say so.
+    Start {
+        workers: Option<u32>,
+        max_tasks: Option<u64>,
+        memory_limit: Option<u64>,
+        /// The initializer's `Init` frame.
+        init: Option<Vec<u8>>,
+    },
+    /// Stop running the items of this call: it was cancelled.
+    Stop { call: u64 },
+    /// End the pool; another may be started.
+    Release,
+    /// The job ends: end the pool and leave.
+    Exit,
+}
+
+/// What a rank says back to the pool's rank.
+#[cfg(feature = "mpi")]
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromRank {
+    /// Its pool runs `workers` workers, in a program whose build and
+    /// `#[remote]` factories are these.
+    Started {
+        build: u64,
+        remotes: u64,
+        workers: u32,
+    },
+    /// Its pool could not start, for this reason.
+    Failed(String),
+}
+
 /// The longest encoding of a [`FromWorker::Done`] header: a variant tag and
 /// three varints.
 pub(crate) const MAX_DONE_HEADER: usize = 1 + 10 + 10 + 5;
