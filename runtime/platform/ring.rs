@@ -340,14 +340,16 @@ impl Ring {
         let Some(reservation) = self.try_reserve(bytes.len())? else {
             return Ok(false);
         };
-        let start = reservation.start();
-        for (index, chunk) in bytes.chunks(WORD as usize).enumerate() {
+        let words = reservation.ring.words(reservation.start(), bytes.len());
+        let mut chunks = bytes.chunks_exact(WORD as usize);
+        for (word, chunk) in words.iter().zip(&mut chunks) {
+            let chunk = chunk.try_into().expect("chunks of a word");
+            word.store(u64::from_ne_bytes(chunk), Ordering::Relaxed);
+        }
+        if let Some(last) = words.get(bytes.len() / WORD as usize) {
             let mut word = [0; WORD as usize];
-            word[..chunk.len()].copy_from_slice(chunk);
-            reservation
-                .ring
-                .word(start + index as u64 * WORD)
-                .store(u64::from_ne_bytes(word), Ordering::Relaxed);
+            word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+            last.store(u64::from_ne_bytes(word), Ordering::Relaxed);
         }
         reservation.commit(bytes.len());
         Ok(true)
@@ -521,18 +523,32 @@ impl Ring {
 
     /// The record word at `offset` of the data area.
     fn word(&self, offset: u64) -> &AtomicU64 {
-        debug_assert!(offset % WORD == 0 && offset + WORD <= self.capacity);
-        let offset = (offset & (self.capacity - 1) & !(WORD - 1)) as usize;
+        &self.words(offset, 1)[0]
+    }
+
+    /// The words that hold `len` bytes from `offset` of the data area (a
+    /// multiple of 8), cut short at the area's end.
+    fn words(&self, offset: u64, len: usize) -> &[AtomicU64] {
+        debug_assert!(offset % WORD == 0 && offset + len as u64 <= self.capacity);
+        let offset = offset & (self.capacity - 1) & !(WORD - 1);
+        let count = (len as u64)
+            .div_ceil(WORD)
+            .min((self.capacity - offset) / WORD);
         // SAFETY: `offset`, masked above, is a multiple of 8 within the data
-        // area, which is page-aligned and mapped for as long as `self`
-        // lives, so the pointer is aligned for a `u64` and valid for the
-        // borrow. Every access to record words goes through atomics, on both
-        // sides; the message bytes that `try_write` and `copy_into` reach
-        // with these words are ordered against any non-atomic access of this
-        // process by the Release/Acquire of `head` and `tail`. What another
-        // process does to the bytes cannot make an atomic access of ours a
-        // data race: whatever it writes, we read some value.
-        unsafe { AtomicU64::from_ptr(self.mapping.data().add(offset).cast()) }
+        // area, and `count` words from it end within it; the area is
+        // page-aligned and mapped for as long as `self` lives, so the
+        // pointer is aligned for a `u64`, valid for the borrow, and any
+        // bits are valid atomics. These words are only ever accessed
+        // atomically through this slice; the message bytes among them that
+        // a `Reservation` or `Message` of this process reaches non-atomically
+        // are ordered against these accesses by the Release/Acquire of
+        // `head` and `tail`. What another process does to them cannot make
+        // an atomic access of ours a data race: whatever it writes, we read
+        // some value.
+        unsafe {
+            let start = self.mapping.data().add(offset as usize);
+            std::slice::from_raw_parts(start.cast::<AtomicU64>(), count as usize)
+        }
     }
 }
 
@@ -622,12 +638,12 @@ impl Message<'_> {
     /// meanwhile, which then only garbles the copy. `out` grows to at most
     /// [`Ring::max_message`] plus a word.
     pub(crate) fn copy_into(&self, out: &mut Vec<u8>) {
+        let words = self.ring.words(self.start, self.len);
         out.clear();
-        let words = (self.len as u64).div_ceil(WORD);
-        out.reserve_exact((words * WORD) as usize);
-        for index in 0..words {
-            let word = self.ring.word(self.start + index * WORD);
-            out.extend_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+        out.reserve_exact(words.len() * WORD as usize);
+        out.resize(words.len() * WORD as usize, 0);
+        for (chunk, word) in out.chunks_exact_mut(WORD as usize).zip(words) {
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
         }
         out.truncate(self.len);
     }
@@ -745,8 +761,10 @@ fn record_len(word: u64) -> u64 {
 
 /// Waits until `ready`, for the other side to move its counter: polls for
 /// up to `spin >> shift`, then sleeps on `wakeup` until rung or `deadline`.
-/// `shift` adapts: one less after a wait that spinning covered, one more
-/// after one it did not.
+/// `shift` adapts to how long waits last: back to 0 (the whole `spin`)
+/// after a wait that ended within `spin`, since spinning that long would
+/// have saved the sleep; one more after a longer one or a timeout, so that
+/// a side whose peer is busy or idle for long stops burning its CPU.
 fn wait_until(
     wakeup: &Wakeup,
     spin: Duration,
@@ -757,7 +775,8 @@ fn wait_until(
     if ready() {
         return Waited::Ready;
     }
-    let spin_end = Instant::now().checked_add(spin / (1 << shift.get()));
+    let started = Instant::now();
+    let spin_end = started.checked_add(spin / (1 << shift.get()));
     let spin_end = match (spin_end, deadline) {
         (Some(spin_end), Some(deadline)) => Some(spin_end.min(deadline)),
         (spin_end, None) => spin_end,
@@ -766,7 +785,7 @@ fn wait_until(
     loop {
         for _ in 0..POLLS_PER_CLOCK_READ {
             if ready() {
-                shift.set(shift.get().saturating_sub(1));
+                shift.set(0);
                 return Waited::Ready;
             }
             hint::spin_loop();
@@ -775,8 +794,7 @@ fn wait_until(
             break;
         }
     }
-    shift.set((shift.get() + 1).min(MAX_SPIN_SHIFT));
-    loop {
+    let waited = loop {
         // Read the word before announcing: a ring after this changes it,
         // and the futex then returns at once.
         let seq = wakeup.seq.load(Ordering::Acquire);
@@ -786,7 +804,7 @@ fn wait_until(
         fence(Ordering::SeqCst);
         if ready() {
             wakeup.sleeping.store(0, Ordering::Relaxed);
-            return Waited::Ready;
+            break Waited::Ready;
         }
         let timeout = match deadline {
             None => None,
@@ -794,7 +812,7 @@ fn wait_until(
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     wakeup.sleeping.store(0, Ordering::Relaxed);
-                    return Waited::TimedOut;
+                    break Waited::TimedOut;
                 }
                 Some(left)
             }
@@ -802,9 +820,15 @@ fn wait_until(
         futex_wait(&wakeup.seq, seq, timeout);
         wakeup.sleeping.store(0, Ordering::Relaxed);
         if ready() {
-            return Waited::Ready;
+            break Waited::Ready;
         }
+    };
+    if waited == Waited::Ready && started.elapsed() <= spin {
+        shift.set(0);
+    } else {
+        shift.set((shift.get() + 1).min(MAX_SPIN_SHIFT));
     }
+    waited
 }
 
 /// Rings `wakeup` if its waiter said it sleeps, after this side moved its
@@ -1566,7 +1590,7 @@ mod tests {
     }
 
     #[test]
-    fn waits_spin_less_after_sleeping_and_more_after_spinning_sufficed() {
+    fn waits_spin_less_after_long_waits_and_all_their_budget_after_short_ones() {
         let (mut consumer, file) = Ring::create(4096).unwrap();
         let mut producer = Ring::open(&file).unwrap();
         let soon = || Some(Instant::now() + Duration::from_millis(2));
@@ -1574,17 +1598,23 @@ mod tests {
             assert_eq!(consumer.wait_readable(SPIN, soon()), Waited::TimedOut);
             assert_eq!(consumer.read_spin_shift.get(), shift.min(MAX_SPIN_SHIFT));
         }
-        thread::scope(|scope| {
-            scope.spawn(|| {
-                thread::sleep(Duration::from_millis(5));
-                assert_eq!(producer.try_write(b"late"), Ok(true));
+        // A message 5 ms after a wait with a spin of `spin` starts.
+        let mut wait_for_late_message = |spin: Duration| {
+            thread::scope(|scope| {
+                scope.spawn(|| {
+                    thread::sleep(Duration::from_millis(5));
+                    assert_eq!(producer.try_write(b"late"), Ok(true));
+                });
+                assert_eq!(consumer.wait_readable(spin, None), Waited::Ready);
             });
-            // A budget of 10 s / 32 covers the 5 ms.
-            let spin = Duration::from_secs(10);
-            assert_eq!(consumer.wait_readable(spin, None), Waited::Ready);
-        });
-        assert_eq!(consumer.read_spin_shift.get(), MAX_SPIN_SHIFT - 1);
-        assert_eq!(&*consumer.read().unwrap().unwrap(), b"late");
+            assert_eq!(&*consumer.read().unwrap().unwrap(), b"late");
+            consumer.read_spin_shift.get()
+        };
+        // A wait within the spin, even a shrunk one (10 s / 32): all of it
+        // next time.
+        assert_eq!(wait_for_late_message(Duration::from_secs(10)), 0);
+        // A wait longer than the spin: half of it next time.
+        assert_eq!(wait_for_late_message(Duration::from_millis(1)), 1);
     }
 
     #[test]
