@@ -33,7 +33,8 @@
 //! its pool wrote), and copied with word-sized atomic accesses
 //! ([`Message::copy_into`], [`Ring::try_write`]), which are sound whatever
 //! the peer does, for a side that trusts nothing (a pool reading what a
-//! worker wrote).
+//! worker wrote). A peer that stops (dies, or never rings) can make a wait
+//! last only until its deadline.
 
 use std::cell::Cell;
 use std::hint;
@@ -538,13 +539,14 @@ impl Ring {
         // area, and `count` words from it end within it; the area is
         // page-aligned and mapped for as long as `self` lives, so the
         // pointer is aligned for a `u64`, valid for the borrow, and any
-        // bits are valid atomics. These words are only ever accessed
-        // atomically through this slice; the message bytes among them that
-        // a `Reservation` or `Message` of this process reaches non-atomically
-        // are ordered against these accesses by the Release/Acquire of
-        // `head` and `tail`. What another process does to them cannot make
-        // an atomic access of ours a data race: whatever it writes, we read
-        // some value.
+        // bits are valid atomics. Record words are only ever accessed
+        // through such slices. Message bytes are also reached non-atomically,
+        // in place, by a `Reservation` or a `Message`; within this process
+        // those accesses and these are ordered by the Release/Acquire of
+        // `head` and `tail` (a message is written before its commit, read
+        // after it, and its room is not reserved again before its release).
+        // Whatever another process does to these words, an atomic access of
+        // ours is no data race: it reads some value.
         unsafe {
             let start = self.mapping.data().add(offset as usize);
             std::slice::from_raw_parts(start.cast::<AtomicU64>(), count as usize)
@@ -603,9 +605,9 @@ impl Deref for Reservation<'_> {
 impl DerefMut for Reservation<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: the reservation's room, `start..start + max`, lies in the
-        // data area (try_reserve counted the record, whole, before the end
-        // of the lap) and is free space: the consumer's published tail was
-        // at most a capacity behind it. The mapping outlives the borrow of
+        // data area (`footprint` placed the whole record before the end of
+        // the lap) and is free space: `try_reserve` found `skip + record`
+        // bytes free after the consumer's tail, read once and checked. The mapping outlives the borrow of
         // the ring, and the borrow is exclusive, so no other `Reservation`
         // or `Message` of this process covers these bytes. A consumer that
         // keeps the protocol does not touch free space; one that writes it
@@ -1323,9 +1325,9 @@ mod tests {
         assert_eq!(ring.wait_readable(SPIN, now), Waited::TimedOut);
     }
 
-    /// Where the header's fields start in the mapping.
-    const HEAD: usize = 128;
-    const TAIL: usize = 256;
+    /// Where the header's counters start in the mapping.
+    const HEAD: usize = std::mem::offset_of!(Header, head);
+    const TAIL: usize = std::mem::offset_of!(Header, tail);
 
     /// Writes `word` over the mapping's 8 bytes at `offset`, as a peer
     /// scribbling would.
