@@ -6,6 +6,9 @@ pub(crate) mod board;
 pub(crate) mod code;
 mod death;
 mod process;
+// Nothing uses the ring yet: the shared-memory transport (issue 14) will.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod ring;
 mod rust_runtime;
 mod server;
 mod shared;
