@@ -215,8 +215,9 @@ fn debug(factory: &Factory<'_>, cfgs: &TokenStream) -> TokenStream {
 /// Each field goes through `__Field`, which picks serde's impl by autoref
 /// specialization when the field's type has one and an error-returning
 /// stand-in when it does not. So a bad argument type fails to compile only
-/// through its spanned `__wire` assertion, which points at the argument, and
-/// not through a cascade of unsatisfied bounds inside the generated impls.
+/// through its spanned `__assert_travels` assertion, which points at the
+/// argument, and not through a cascade of unsatisfied bounds inside the
+/// generated impls.
 fn travel(factory: &Factory<'_>) -> TokenStream {
     let krate = &factory.krate;
     let serde = quote!(#krate::__private::serde);
@@ -226,12 +227,12 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
     let tys: Vec<_> = factory.params.iter().map(|param| param.ty).collect();
     let assertions = tys.iter().map(|ty| {
         let span = Span::call_site().located_at(ty.span());
-        quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
+        quote_spanned!(span=> const _: fn() = __assert_travels::<#ty>;)
     });
     let idents: Vec<_> = idents(factory).collect();
     let indices = 0..len;
     quote! {
-        fn __wire<T: ?::core::marker::Sized + #krate::__private::Wire>() {}
+        fn __assert_travels<T: ?::core::marker::Sized + #krate::__private::Travel>() {}
         #(#assertions)*
 
         struct __Field<T>(::core::marker::PhantomData<T>);
@@ -275,8 +276,8 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
             }
         }
 
-        // Chosen only for a type that cannot travel, which `__wire` has
-        // already rejected: never part of a program that compiles.
+        // Chosen only for a type that cannot travel, which `__assert_travels`
+        // has already rejected: never part of a program that compiles.
         trait __Stays {
             type Value;
             fn __encode<S: #serde::ser::SerializeTuple>(
@@ -370,7 +371,8 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
 ///
 /// The closure becomes a job through `__Closure`, which, like `__Field`,
 /// falls back to a stand-in when the closure's argument or result types
-/// cannot travel, so that only their spanned `__wire` assertions report it.
+/// cannot travel, so that only their spanned `__assert_travels` assertions
+/// report it.
 fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     let krate = &factory.krate;
     let private = quote!(#krate::__private);
@@ -385,7 +387,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     };
     let assertions = inputs.iter().copied().chain(closure.output).map(|ty| {
         let span = Span::call_site().located_at(ty.span());
-        quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
+        quote_spanned!(span=> const _: fn() = __assert_travels::<#ty>;)
     });
     let job = quote!(#private::Job);
     // Bounds under `for<'__a>` are not checked where the impl is declared
@@ -408,12 +410,13 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             ::core::column!()
         );
 
-        // Applies only when the result can travel: otherwise its `__wire`
-        // assertion says so, and `Task`'s bounds on `Output` add nothing.
+        // Applies only when the result can travel: otherwise its
+        // `__assert_travels` assertion says so, and `Task`'s bounds on
+        // `Output` add nothing.
         #[automatically_derived]
         impl #krate::Task<#args> for #struct_name
         where
-            for<'__a> #output: #private::Wire,
+            for<'__a> #output: #private::Travel,
         {
             type Output = #output;
 
@@ -441,7 +444,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             }
         }
 
-        // Chosen only when `__wire` has already rejected a type.
+        // Chosen only when `__assert_travels` has already rejected a type.
         trait __Stuck {
             fn __into_job(self) -> ::core::result::Result<#job, ::std::string::String>;
         }

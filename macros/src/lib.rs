@@ -83,8 +83,8 @@
 //! const _: () = {
 //!     // One assertion per factory argument, spanned at its type: the only
 //!     // place where an argument type that cannot travel is reported.
-//!     fn __wire<T: ?Sized + __private::Wire>() {}
-//!     const _: fn() = __wire::<u32>;
+//!     fn __assert_travels<T: ?Sized + __private::Travel>() {}
+//!     const _: fn() = __assert_travels::<u32>;
 //!
 //!     // `Serialize` and `Deserialize` as the tuple `(y,)`. Each field goes
 //!     // through `__Field`, whose impls pick serde's by autoref
@@ -128,8 +128,8 @@
 //!     }
 //!
 //!     // The same assertion for each closure argument and for its result.
-//!     const _: fn() = __wire::<u64>;
-//!     const _: fn() = __wire::<u64>;
+//!     const _: fn() = __assert_travels::<u64>;
+//!     const _: fn() = __assert_travels::<u64>;
 //!
 //!     // The name errors carry: "my_crate::power_factory" for a factory at
 //!     // the root of `my_crate`; and the wire key, which adds where
@@ -138,12 +138,13 @@
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
 //!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!());
 //!
-//!     // Applies only when the result can travel: otherwise its `__wire`
-//!     // assertion says so, and `Task`'s bounds on `Output` add nothing.
+//!     // Applies only when the result can travel: otherwise its
+//!     // `__assert_travels` assertion says so, and `Task`'s bounds on
+//!     // `Output` add nothing.
 //!     #[automatically_derived]
 //!     impl ::forkmap::Task<(u64,)> for PowerFactory
 //!     where
-//!         for<'__a> u64: __private::Wire,
+//!         for<'__a> u64: __private::Travel,
 //!     {
 //!         type Output = u64;
 //!         fn __describe(&self, setup: &mut Vec<u8>)
@@ -217,7 +218,7 @@
 //! not cascade into errors at every call.
 //!
 //! A type that cannot travel (not `Serialize + DeserializeOwned`) is reported
-//! by the compiler, at that type, through `__private::Wire`'s message.
+//! by the compiler, at that type, through the message of `forkmap::Travel`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

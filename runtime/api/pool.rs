@@ -35,8 +35,9 @@ pub(crate) use sealed::Sealed;
 ///
 /// What a pool runs is a [`Task`]: a plain function, a closure that captures
 /// nothing, or the value of a [`#[remote]`](crate::remote) factory. Items and
-/// results are encoded the same way on every pool, so code that runs on one
-/// runs on the others.
+/// results must be [`Travel`](crate::Travel) (owned serde data), and are
+/// encoded the same way on every pool, so code that runs on one runs on the
+/// others.
 ///
 /// ```
 /// use forkmap::{Pool, ProcessPool, SerialPool, ThreadPool};

@@ -1,9 +1,42 @@
-//! What a pool can run: the [`Task`] trait and its impls for plain functions.
+//! What a pool can run: the [`Task`] trait and its impls for plain functions,
+//! and [`Travel`], what its items, arguments and results must be.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::protocol::entry::{self, Described, EncodeError};
+
+/// A value that can travel between processes: an item a pool sends to a
+/// worker, a result it sends back, an argument of a
+/// [`#[remote]`](crate::remote) factory.
+///
+/// It is implemented for every type that is `serde::Serialize` and
+/// `serde::de::DeserializeOwned`: owned data, such as `u64`, `String`,
+/// `Vec<T>` or a type with `#[derive(Serialize, Deserialize)]`, and not a
+/// borrow such as `&str` or `&T`, which means nothing in another process.
+/// Where a type does not travel, the compiler's message says so and how to
+/// fix it.
+///
+/// ```
+/// use forkmap::Travel;
+///
+/// fn travels<T: Travel>() {}
+///
+/// travels::<(u64, String, Vec<f64>)>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot travel to a worker process",
+    label = "`{Self}` must be owned and implement `serde::Serialize` and `serde::Deserialize`",
+    note = "a pool sends each item to a worker process and each result back, and a #[remote] factory's arguments go with it: each is encoded here and decoded there",
+    note = "for a borrowed value, send it owned: `String` for `&str`, `Vec<T>` for `&[T]`, `T` for `&T` (`.iter().cloned()`, or `.into_iter()` on the collection itself)",
+    note = "for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]` to its definition (serde's `derive` feature); for a handle such as a file or a connection, send what opens it (a path, an address) and open it in the worker"
+)]
+pub trait Travel: Serialize + DeserializeOwned {}
+
+// Not recommended, so that a type that does not travel is reported against
+// `Travel`, with its message, rather than against serde's traits one by one.
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Travel for T {}
 
 /// Something a pool can run in a worker process, called with the argument
 /// tuple `Args`.
@@ -43,7 +76,7 @@ use crate::protocol::entry::{self, Described, EncodeError};
 /// ```
 pub trait Task<Args>: Send + 'static {
     /// What one call returns.
-    type Output: Serialize + DeserializeOwned + Send + 'static;
+    type Output: Travel + Send + 'static;
 
     /// Says how a worker finds this task's code, and appends the data it
     /// carries to `setup`. Implemented by the library and by `#[remote]`.
@@ -79,8 +112,8 @@ macro_rules! impl_arity {
         impl<F, O, $($arg,)*> Task<($($arg,)*)> for F
         where
             F: Fn($($arg),*) -> O + Copy + Send + 'static,
-            O: Serialize + DeserializeOwned + Send + 'static,
-            $($arg: Serialize + DeserializeOwned + Send + 'static,)*
+            O: Travel + Send + 'static,
+            $($arg: Travel + Send + 'static,)*
         {
             type Output = O;
 
