@@ -244,6 +244,11 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 value: &Self::Value,
                 tuple: &mut S,
             ) -> ::core::result::Result<(), S::Error>;
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &Self::Value,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error>;
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
                 seq: &mut A,
@@ -260,6 +265,13 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 tuple: &mut S,
             ) -> ::core::result::Result<(), S::Error> {
                 tuple.serialize_element(value)
+            }
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &T,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                #serde::Serialize::serialize(value, serializer)
             }
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
@@ -285,6 +297,11 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 value: &Self::Value,
                 tuple: &mut S,
             ) -> ::core::result::Result<(), S::Error>;
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &Self::Value,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error>;
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
                 seq: &mut A,
@@ -300,6 +317,15 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 _: &T,
                 _: &mut S,
             ) -> ::core::result::Result<(), S::Error> {
+                ::core::result::Result::Err(#serde::ser::Error::custom(
+                    "this type cannot travel to a worker process",
+                ))
+            }
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                _: &T,
+                _: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
                 ::core::result::Result::Err(#serde::ser::Error::custom(
                     "this type cannot travel to a worker process",
                 ))
@@ -410,6 +436,23 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             ::core::column!()
         );
 
+        // What a call encodes for each item: the closure's arguments, through
+        // `__Field`, so that an argument type that cannot travel, which its
+        // `__assert_travels` assertion reports, adds no error here or at the
+        // factory's uses. `pub` as `Task`'s associated type must be, and
+        // unreachable from outside this block.
+        #[allow(unreachable_pub)]
+        pub struct __Items(#args);
+
+        impl #serde::Serialize for __Items {
+            fn serialize<__S: #serde::Serializer>(
+                &self,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                (&__Field::<#args>(::core::marker::PhantomData)).__serialize(&self.0, serializer)
+            }
+        }
+
         // Applies only when the result can travel: otherwise its
         // `__assert_travels` assertion says so, and `Task`'s bounds on
         // `Output` add nothing.
@@ -419,6 +462,11 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             for<'__a> #output: #private::Travel,
         {
             type Output = #output;
+            type __Args = __Items;
+
+            fn __args(args: #args) -> __Items {
+                __Items(args)
+            }
 
             fn __describe(
                 &self,

@@ -91,7 +91,7 @@
 //!     // specialization, or an error-returning stand-in when the field's type
 //!     // is not serde: so these impls never add errors of their own.
 //!     struct __Field<T>(PhantomData<T>);
-//!     trait __Travels { /* type Value; fn __encode(..); fn __decode(..); */ }
+//!     trait __Travels { /* type Value; fn __encode(..); fn __serialize(..); fn __decode(..); */ }
 //!     impl<T: serde::Serialize + serde::de::DeserializeOwned> __Travels for __Field<T> {
 //!         /* serialize_element, next_element */
 //!     }
@@ -138,6 +138,13 @@
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
 //!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!());
 //!
+//!     // What a call encodes for each item: the closure's arguments, through
+//!     // `__Field` (with a `__serialize` method as well), so that an argument
+//!     // type that cannot travel adds no error here or at the factory's uses.
+//!     #[allow(unreachable_pub)]
+//!     pub struct __Items((u64,));
+//!     impl serde::Serialize for __Items { /* __Field::<(u64,)>.__serialize(&self.0, ..) */ }
+//!
 //!     // Applies only when the result can travel: otherwise its
 //!     // `__assert_travels` assertion says so, and `Task`'s bounds on
 //!     // `Output` add nothing.
@@ -147,6 +154,8 @@
 //!         for<'__a> u64: __private::Travel,
 //!     {
 //!         type Output = u64;
+//!         type __Args = __Items;
+//!         fn __args(args: (u64,)) -> __Items { __Items(args) }
 //!         fn __describe(&self, setup: &mut Vec<u8>)
 //!             -> Result<__private::Described, __private::EncodeError> {
 //!             __private::describe_remote(self, __KEY, __NAME, setup)

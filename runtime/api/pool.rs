@@ -1,7 +1,5 @@
 //! The [`Pool`] trait: the calls every pool offers, whatever runs them.
 
-use serde::Serialize;
-
 use crate::api::engine::Engine;
 use crate::api::handle::AsyncResult;
 use crate::api::stream::{Imap, ImapUnordered};
@@ -73,7 +71,6 @@ pub trait Pool: Sealed {
     where
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
-        A: Serialize,
     {
         self.starmap(f, items.into_iter().map(|item| (item,)))
     }
@@ -96,7 +93,6 @@ pub trait Pool: Sealed {
     where
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
-        Args: Serialize,
     {
         self.engine()
             .start_call(&f, items.into_iter(), self.timeout())?
@@ -126,7 +122,6 @@ pub trait Pool: Sealed {
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
-        A: Serialize + 'a,
     {
         Imap::new(self.engine().start_call(
             &f,
@@ -154,7 +149,6 @@ pub trait Pool: Sealed {
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
-        A: Serialize + 'a,
     {
         ImapUnordered::new(self.engine().start_call(
             &f,
@@ -178,7 +172,6 @@ pub trait Pool: Sealed {
     where
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
-        A: Serialize,
     {
         self.starmap_async(f, items.into_iter().map(|item| (item,)))
     }
@@ -202,7 +195,6 @@ pub trait Pool: Sealed {
     where
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
-        Args: Serialize,
     {
         let started = self
             .engine()
@@ -227,7 +219,6 @@ pub trait Pool: Sealed {
     fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, Error>
     where
         F: Task<Args>,
-        Args: Serialize,
     {
         self.apply_async(f, args).get()
     }
@@ -251,7 +242,6 @@ pub trait Pool: Sealed {
     fn apply_async<F, Args>(&self, f: F, args: Args) -> AsyncResult<F::Output>
     where
         F: Task<Args>,
-        Args: Serialize,
     {
         let started = self
             .engine()
@@ -326,7 +316,6 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
-                A: serde::Serialize,
             {
                 $crate::Pool::map(self, f, items)
             }
@@ -340,7 +329,6 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<Args>,
                 I: IntoIterator<Item = Args>,
-                Args: serde::Serialize,
             {
                 $crate::Pool::starmap(self, f, items)
             }
@@ -351,7 +339,6 @@ macro_rules! inherent_calls {
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
                 I::IntoIter: 'a,
-                A: serde::Serialize + 'a,
             {
                 $crate::Pool::imap(self, f, items)
             }
@@ -367,7 +354,6 @@ macro_rules! inherent_calls {
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
                 I::IntoIter: 'a,
-                A: serde::Serialize + 'a,
             {
                 $crate::Pool::imap_unordered(self, f, items)
             }
@@ -377,7 +363,6 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
-                A: serde::Serialize,
             {
                 $crate::Pool::map_async(self, f, items)
             }
@@ -391,7 +376,6 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<Args>,
                 I: IntoIterator<Item = Args>,
-                Args: serde::Serialize,
             {
                 $crate::Pool::starmap_async(self, f, items)
             }
@@ -400,7 +384,6 @@ macro_rules! inherent_calls {
             pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, $crate::Error>
             where
                 F: $crate::Task<Args>,
-                Args: serde::Serialize,
             {
                 $crate::Pool::apply(self, f, args)
             }
@@ -409,7 +392,6 @@ macro_rules! inherent_calls {
             pub fn apply_async<F, Args>(&self, f: F, args: Args) -> $crate::AsyncResult<F::Output>
             where
                 F: $crate::Task<Args>,
-                Args: serde::Serialize,
             {
                 $crate::Pool::apply_async(self, f, args)
             }

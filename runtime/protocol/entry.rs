@@ -109,7 +109,7 @@ pub(crate) fn plain<F, Args>() -> Described
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,
-    Args: DeserializeOwned + 'static,
+    Args: DeserializeOwned,
 {
     let start: StartFn = start_plain::<F, Args>;
     let (offset, check) = platform::code::code_offset(start);
@@ -128,7 +128,7 @@ fn start_plain<F, Args>(setup: &[u8]) -> Result<Job, String>
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,
-    Args: DeserializeOwned + 'static,
+    Args: DeserializeOwned,
 {
     const { assert!(size_of::<F>() == 0, "{}", CAPTURES) };
     if !setup.is_empty() {

@@ -78,6 +78,16 @@ pub trait Task<Args>: Send + 'static {
     /// What one call returns.
     type Output: Travel + Send + 'static;
 
+    /// `Args` again, known to serialize: through it a call encodes its
+    /// items, so that pools' signatures need not bound them (a type that
+    /// does not travel is then reported once, by [`Travel`]).
+    #[doc(hidden)]
+    type __Args: Serialize;
+
+    /// `args` as [`__Args`](Task::__Args): the identity.
+    #[doc(hidden)]
+    fn __args(args: Args) -> Self::__Args;
+
     /// Says how a worker finds this task's code, and appends the data it
     /// carries to `setup`. Implemented by the library and by `#[remote]`.
     #[doc(hidden)]
@@ -111,11 +121,20 @@ macro_rules! impl_arity {
 
         impl<F, O, $($arg,)*> Task<($($arg,)*)> for F
         where
+            // The arguments' bounds come first, and with no `'static`: the
+            // compiler then reports a borrowed argument (`&str`) once, as a
+            // type that is not `Deserialize` for every lifetime, rather than
+            // blaming the result or the borrow.
+            $($arg: Travel + Send,)*
             F: Fn($($arg),*) -> O + Copy + Send + 'static,
             O: Travel + Send + 'static,
-            $($arg: Travel + Send + 'static,)*
         {
             type Output = O;
+            type __Args = ($($arg,)*);
+
+            fn __args(args: ($($arg,)*)) -> ($($arg,)*) {
+                args
+            }
 
             fn __describe(&self, _setup: &mut Vec<u8>) -> Result<Described, EncodeError> {
                 Ok(entry::plain::<F, ($($arg,)*)>())
