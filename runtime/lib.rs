@@ -112,5 +112,5 @@ pub mod __private {
         decode_setup, describe_remote, Described, EncodeError, RemoteEntry, StartFn, REMOTES,
     };
     pub use crate::protocol::job::{job, Job};
-    pub use crate::protocol::task::Travel;
+    pub use crate::protocol::task::{CapturesNothing, Travel};
 }

@@ -1,6 +1,8 @@
 //! What a pool can run: the [`Task`] trait and its impls for plain functions,
 //! and [`Travel`], what its items, arguments and results must be.
 
+use std::mem::size_of;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -51,7 +53,10 @@ impl<T: Serialize + DeserializeOwned> Travel for T {}
 ///   again to build the closure.
 ///
 /// A closure that captures variables is not a `Task` that can travel: passing
-/// one to a pool is a compile error that says to use `#[remote]`.
+/// one to a pool is a compile error that says to use `#[remote]` (reported by
+/// `cargo check` when it captures a value that is not `Copy`, and by `cargo
+/// build` otherwise, since no trait of stable Rust tells a closure that
+/// captures a `u32` from one that captures nothing).
 ///
 /// `Args` is always a tuple: `(A,)` for one argument, `(A, B)` for two, and so
 /// on, as in Python's `starmap` and `apply`.
@@ -88,11 +93,34 @@ pub trait Task<Args>: Send + 'static {
     #[doc(hidden)]
     fn __args(args: Args) -> Self::__Args;
 
+    /// Evaluating it fails the build where this task cannot travel: a
+    /// closure that captures variables. Each public call that takes a task
+    /// evaluates it once, so the error names the user's call.
+    #[doc(hidden)]
+    const __CAPTURES_NOTHING: () = ();
+
     /// Says how a worker finds this task's code, and appends the data it
     /// carries to `setup`. Implemented by the library and by `#[remote]`.
     #[doc(hidden)]
     fn __describe(&self, setup: &mut Vec<u8>) -> Result<Described, EncodeError>;
 }
+
+/// A closure whose value can be copied: the first condition for running it
+/// from its code alone, checked where the type is known, so that a closure
+/// that captures a `String`, a `Vec` or a handle is refused by `cargo check`
+/// with the message below. A closure that captures only `Copy` values passes
+/// this and fails [`Task::__CAPTURES_NOTHING`] at `cargo build`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "this closure captures variables, and a worker process gets only its code, not what it captured",
+    label = "the closure given here captures variables",
+    note = "make the captured values arguments of a #[remote] factory that returns the closure, and pass the factory's value to the pool:",
+    note = "    #[forkmap::remote]\n    fn label_by(prefix: String) -> impl Fn(u64) -> String {{\n        move |x| format!(\"{{prefix}}{{x}}\")\n    }}\n    pool.map(label_by(prefix), items)"
+)]
+pub trait CapturesNothing: Copy {}
+
+#[diagnostic::do_not_recommend]
+impl<F: Copy> CapturesNothing for F {}
 
 /// A closure called with its arguments packed in a tuple.
 ///
@@ -126,10 +154,23 @@ macro_rules! impl_arity {
             // type that is not `Deserialize` for every lifetime, rather than
             // blaming the result or the borrow.
             $($arg: Travel + Send,)*
-            F: Fn($($arg),*) -> O + Copy + Send + 'static,
+            F: Fn($($arg),*) -> O + CapturesNothing + Send + 'static,
             O: Travel + Send + 'static,
         {
             type Output = O;
+
+            // Only a zero-sized closure captures nothing: a worker rebuilds
+            // it from its code alone.
+            const __CAPTURES_NOTHING: () = assert!(
+                size_of::<F>() == 0,
+                "forkmap: this closure captures variables, and a worker process gets only \
+                 its code, not what it captured\nmake the captured values arguments of a \
+                 #[remote] factory that returns the closure, and pass the factory's value to \
+                 the pool:\n    #[forkmap::remote]\n    fn pow_by(y: u32) -> impl Fn(u64) -> \
+                 u64 {{\n        move |x| x.pow(y)\n    }}\n    pool.map(pow_by(y), items)\n\
+                 (a `fn` pointer is refused the same way: pass the function by its name)"
+            );
+
             type __Args = ($($arg,)*);
 
             fn __args(args: ($($arg,)*)) -> ($($arg,)*) {
