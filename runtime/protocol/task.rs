@@ -79,6 +79,12 @@ impl<T: Serialize + DeserializeOwned> Travel for T {}
 /// assert_eq!(pool.apply(adder(100), (1,))?, 101);
 /// # Ok::<(), forkmap::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task that a pool can call with the arguments `{Args}`",
+    label = "cannot be called with `{Args}`",
+    note = "a pool runs a plain function, a closure that captures nothing, or the value of a #[remote] factory",
+    note = "`apply` and `starmap` take each call's arguments as a tuple, `(x,)` for one and `(x, y)` for two; `map` and `imap` take the items themselves"
+)]
 pub trait Task<Args>: Send + 'static {
     /// What one call returns.
     type Output: Travel + Send + 'static;
