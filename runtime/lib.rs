@@ -108,7 +108,7 @@ pub use api::stream::{Imap, ImapUnordered};
 pub use api::thread_pool::ThreadPool;
 pub use error::{Error, PanicReport};
 pub use platform::Death;
-pub use protocol::task::{CallWith, Task};
+pub use protocol::task::{CallWith, Task, Travel};
 
 /// Marks a factory function whose closure can run in worker processes.
 ///
@@ -149,16 +149,5 @@ pub mod __private {
         decode_setup, describe_remote, Described, EncodeError, RemoteEntry, StartFn, REMOTES,
     };
     pub use crate::protocol::job::{job, Job};
-
-    /// A type that can travel between processes: `Serialize` and
-    /// `DeserializeOwned`. `#[remote]` asserts it of every factory argument.
-    #[diagnostic::on_unimplemented(
-        message = "`{Self}` cannot travel to a worker process",
-        label = "this type must implement `serde::Serialize` and `serde::Deserialize`",
-        note = "every argument of a #[remote] factory, and every argument and result of its closure, is sent between processes",
-        note = "for a type of your own, add `#[derive(serde::Serialize, serde::Deserialize)]` to its definition (serde's `derive` feature); for a handle such as a file or a connection, pass what opens it (a path, an address) and open it in the factory body"
-    )]
-    pub trait Wire: serde::Serialize + serde::de::DeserializeOwned {}
-
-    impl<T: serde::Serialize + serde::de::DeserializeOwned> Wire for T {}
+    pub use crate::protocol::task::{CapturesNothing, Travel};
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -165,6 +166,15 @@ fn imap_takes_a_borrowed_input<P: Pool>(pool: &P) {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(results, squares(100));
+}
+
+/// Items that borrow from the caller but decode owned, such as `Cow<str>`,
+/// need not be `'static`.
+fn map_takes_items_that_borrow_but_decode_owned<P: Pool>(pool: &P) {
+    let words: Vec<String> = vec!["a".into(), "bb".into(), "ccc".into()];
+    let borrowed = words.iter().map(|word| Cow::Borrowed(word.as_str()));
+    let lengths = pool.map(|word: Cow<'_, str>| word.len(), borrowed).unwrap();
+    assert_eq!(lengths, [1, 2, 3]);
 }
 
 fn imap_unordered_gives_every_index_once_with_its_value<P: Pool>(pool: &P) {
@@ -487,6 +497,7 @@ macro_rules! pool_suite {
                 imap_reads_its_input_only_as_results_are_taken,
                 imap_of_an_endless_input_stops_when_the_caller_does,
                 imap_takes_a_borrowed_input,
+                map_takes_items_that_borrow_but_decode_owned,
                 imap_unordered_gives_every_index_once_with_its_value,
                 imap_unordered_of_an_endless_input_stops_when_the_caller_does,
                 map_async_gives_results_in_input_order,

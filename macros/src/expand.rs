@@ -215,8 +215,9 @@ fn debug(factory: &Factory<'_>, cfgs: &TokenStream) -> TokenStream {
 /// Each field goes through `__Field`, which picks serde's impl by autoref
 /// specialization when the field's type has one and an error-returning
 /// stand-in when it does not. So a bad argument type fails to compile only
-/// through its spanned `__wire` assertion, which points at the argument, and
-/// not through a cascade of unsatisfied bounds inside the generated impls.
+/// through its spanned `__assert_travels` assertion, which points at the
+/// argument, and not through a cascade of unsatisfied bounds inside the
+/// generated impls.
 fn travel(factory: &Factory<'_>) -> TokenStream {
     let krate = &factory.krate;
     let serde = quote!(#krate::__private::serde);
@@ -226,12 +227,12 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
     let tys: Vec<_> = factory.params.iter().map(|param| param.ty).collect();
     let assertions = tys.iter().map(|ty| {
         let span = Span::call_site().located_at(ty.span());
-        quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
+        quote_spanned!(span=> const _: fn() = __assert_travels::<#ty>;)
     });
     let idents: Vec<_> = idents(factory).collect();
     let indices = 0..len;
     quote! {
-        fn __wire<T: ?::core::marker::Sized + #krate::__private::Wire>() {}
+        fn __assert_travels<T: ?::core::marker::Sized + #krate::__private::Travel>() {}
         #(#assertions)*
 
         struct __Field<T>(::core::marker::PhantomData<T>);
@@ -243,6 +244,11 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 value: &Self::Value,
                 tuple: &mut S,
             ) -> ::core::result::Result<(), S::Error>;
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &Self::Value,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error>;
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
                 seq: &mut A,
@@ -260,6 +266,13 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
             ) -> ::core::result::Result<(), S::Error> {
                 tuple.serialize_element(value)
             }
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &T,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                #serde::Serialize::serialize(value, serializer)
+            }
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
                 seq: &mut A,
@@ -275,8 +288,8 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
             }
         }
 
-        // Chosen only for a type that cannot travel, which `__wire` has
-        // already rejected: never part of a program that compiles.
+        // Chosen only for a type that cannot travel, which `__assert_travels`
+        // has already rejected: never part of a program that compiles.
         trait __Stays {
             type Value;
             fn __encode<S: #serde::ser::SerializeTuple>(
@@ -284,6 +297,11 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 value: &Self::Value,
                 tuple: &mut S,
             ) -> ::core::result::Result<(), S::Error>;
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                value: &Self::Value,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error>;
             fn __decode<'de, A: #serde::de::SeqAccess<'de>>(
                 &self,
                 seq: &mut A,
@@ -299,6 +317,15 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
                 _: &T,
                 _: &mut S,
             ) -> ::core::result::Result<(), S::Error> {
+                ::core::result::Result::Err(#serde::ser::Error::custom(
+                    "this type cannot travel to a worker process",
+                ))
+            }
+            fn __serialize<S: #serde::Serializer>(
+                &self,
+                _: &T,
+                _: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
                 ::core::result::Result::Err(#serde::ser::Error::custom(
                     "this type cannot travel to a worker process",
                 ))
@@ -370,7 +397,8 @@ fn travel(factory: &Factory<'_>) -> TokenStream {
 ///
 /// The closure becomes a job through `__Closure`, which, like `__Field`,
 /// falls back to a stand-in when the closure's argument or result types
-/// cannot travel, so that only their spanned `__wire` assertions report it.
+/// cannot travel, so that only their spanned `__assert_travels` assertions
+/// report it.
 fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     let krate = &factory.krate;
     let private = quote!(#krate::__private);
@@ -385,7 +413,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     };
     let assertions = inputs.iter().copied().chain(closure.output).map(|ty| {
         let span = Span::call_site().located_at(ty.span());
-        quote_spanned!(span=> const _: fn() = __wire::<#ty>;)
+        quote_spanned!(span=> const _: fn() = __assert_travels::<#ty>;)
     });
     let job = quote!(#private::Job);
     // Bounds under `for<'__a>` are not checked where the impl is declared
@@ -408,14 +436,37 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             ::core::column!()
         );
 
-        // Applies only when the result can travel: otherwise its `__wire`
-        // assertion says so, and `Task`'s bounds on `Output` add nothing.
+        // What a call encodes for each item: the closure's arguments, through
+        // `__Field`, so that an argument type that cannot travel, which its
+        // `__assert_travels` assertion reports, adds no error here or at the
+        // factory's uses. `pub` as `Task`'s associated type must be, and
+        // unreachable from outside this block.
+        #[allow(unreachable_pub)]
+        pub struct __Items(#args);
+
+        impl #serde::Serialize for __Items {
+            fn serialize<__S: #serde::Serializer>(
+                &self,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error> {
+                (&__Field::<#args>(::core::marker::PhantomData)).__serialize(&self.0, serializer)
+            }
+        }
+
+        // Applies only when the result can travel: otherwise its
+        // `__assert_travels` assertion says so, and `Task`'s bounds on
+        // `Output` add nothing.
         #[automatically_derived]
         impl #krate::Task<#args> for #struct_name
         where
-            for<'__a> #output: #private::Wire,
+            for<'__a> #output: #private::Travel,
         {
             type Output = #output;
+            type __Args = __Items;
+
+            fn __args(args: #args) -> __Items {
+                __Items(args)
+            }
 
             fn __describe(
                 &self,
@@ -441,7 +492,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             }
         }
 
-        // Chosen only when `__wire` has already rejected a type.
+        // Chosen only when `__assert_travels` has already rejected a type.
         trait __Stuck {
             fn __into_job(self) -> ::core::result::Result<#job, ::std::string::String>;
         }

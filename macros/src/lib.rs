@@ -83,15 +83,15 @@
 //! const _: () = {
 //!     // One assertion per factory argument, spanned at its type: the only
 //!     // place where an argument type that cannot travel is reported.
-//!     fn __wire<T: ?Sized + __private::Wire>() {}
-//!     const _: fn() = __wire::<u32>;
+//!     fn __assert_travels<T: ?Sized + __private::Travel>() {}
+//!     const _: fn() = __assert_travels::<u32>;
 //!
 //!     // `Serialize` and `Deserialize` as the tuple `(y,)`. Each field goes
 //!     // through `__Field`, whose impls pick serde's by autoref
 //!     // specialization, or an error-returning stand-in when the field's type
 //!     // is not serde: so these impls never add errors of their own.
 //!     struct __Field<T>(PhantomData<T>);
-//!     trait __Travels { /* type Value; fn __encode(..); fn __decode(..); */ }
+//!     trait __Travels { /* type Value; fn __encode(..); fn __serialize(..); fn __decode(..); */ }
 //!     impl<T: serde::Serialize + serde::de::DeserializeOwned> __Travels for __Field<T> {
 //!         /* serialize_element, next_element */
 //!     }
@@ -128,8 +128,8 @@
 //!     }
 //!
 //!     // The same assertion for each closure argument and for its result.
-//!     const _: fn() = __wire::<u64>;
-//!     const _: fn() = __wire::<u64>;
+//!     const _: fn() = __assert_travels::<u64>;
+//!     const _: fn() = __assert_travels::<u64>;
 //!
 //!     // The name errors carry: "my_crate::power_factory" for a factory at
 //!     // the root of `my_crate`; and the wire key, which adds where
@@ -138,14 +138,24 @@
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
 //!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!());
 //!
-//!     // Applies only when the result can travel: otherwise its `__wire`
-//!     // assertion says so, and `Task`'s bounds on `Output` add nothing.
+//!     // What a call encodes for each item: the closure's arguments, through
+//!     // `__Field` (with a `__serialize` method as well), so that an argument
+//!     // type that cannot travel adds no error here or at the factory's uses.
+//!     #[allow(unreachable_pub)]
+//!     pub struct __Items((u64,));
+//!     impl serde::Serialize for __Items { /* __Field::<(u64,)>.__serialize(&self.0, ..) */ }
+//!
+//!     // Applies only when the result can travel: otherwise its
+//!     // `__assert_travels` assertion says so, and `Task`'s bounds on
+//!     // `Output` add nothing.
 //!     #[automatically_derived]
 //!     impl ::forkmap::Task<(u64,)> for PowerFactory
 //!     where
-//!         for<'__a> u64: __private::Wire,
+//!         for<'__a> u64: __private::Travel,
 //!     {
 //!         type Output = u64;
+//!         type __Args = __Items;
+//!         fn __args(args: (u64,)) -> __Items { __Items(args) }
 //!         fn __describe(&self, setup: &mut Vec<u8>)
 //!             -> Result<__private::Described, __private::EncodeError> {
 //!             __private::describe_remote(self, __KEY, __NAME, setup)
@@ -217,7 +227,7 @@
 //! not cascade into errors at every call.
 //!
 //! A type that cannot travel (not `Serialize + DeserializeOwned`) is reported
-//! by the compiler, at that type, through `__private::Wire`'s message.
+//! by the compiler, at that type, through the message of `forkmap::Travel`.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

@@ -92,6 +92,7 @@ impl<P> Builder<P> {
     where
         F: Task<(), Output = ()>,
     {
+        let () = F::__CAPTURES_NOTHING;
         let mut setup = Vec::new();
         self.init = Some(
             init.__describe(&mut setup)

@@ -5,8 +5,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::backend::process::ProcessBackend;
 use crate::backend::serial::SerialBackend;
 use crate::backend::thread::ThreadBackend;
@@ -130,7 +128,6 @@ impl Engine {
     where
         F: Task<Args>,
         I: Iterator<Item = Args> + 'a,
-        Args: Serialize,
     {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);

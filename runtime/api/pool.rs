@@ -1,11 +1,8 @@
 //! The [`Pool`] trait: the calls every pool offers, whatever runs them.
 
-use serde::Serialize;
-
 use crate::api::engine::Engine;
 use crate::api::handle::AsyncResult;
 use crate::api::stream::{Imap, ImapUnordered};
-use crate::call::Results;
 use crate::error::Error;
 use crate::protocol::task::Task;
 
@@ -35,8 +32,9 @@ pub(crate) use sealed::Sealed;
 ///
 /// What a pool runs is a [`Task`]: a plain function, a closure that captures
 /// nothing, or the value of a [`#[remote]`](crate::remote) factory. Items and
-/// results are encoded the same way on every pool, so code that runs on one
-/// runs on the others.
+/// results must be [`Travel`](crate::Travel) (owned serde data), and are
+/// encoded the same way on every pool, so code that runs on one runs on the
+/// others.
 ///
 /// ```
 /// use forkmap::{Pool, ProcessPool, SerialPool, ThreadPool};
@@ -72,9 +70,9 @@ pub trait Pool: Sealed {
     where
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
-        A: Serialize,
     {
-        self.starmap(f, items.into_iter().map(|item| (item,)))
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap(self, f, items.into_iter().map(|item| (item,)))
     }
 
     /// Calls `f` on every tuple of arguments, spread into `f`'s parameters as
@@ -95,11 +93,9 @@ pub trait Pool: Sealed {
     where
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
-        Args: Serialize,
     {
-        self.engine()
-            .start_call(&f, items.into_iter(), self.timeout())?
-            .collect()
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap(self, f, items)
     }
 
     /// Calls `f` on every item lazily: an iterator of results in input
@@ -125,13 +121,9 @@ pub trait Pool: Sealed {
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
-        A: Serialize + 'a,
     {
-        Imap::new(self.engine().start_call(
-            &f,
-            items.into_iter().map(|item| (item,)),
-            self.timeout(),
-        ))
+        let () = F::__CAPTURES_NOTHING;
+        run::imap(self, f, items.into_iter().map(|item| (item,)))
     }
 
     /// Like [`imap`](Pool::imap), but hands each result out as soon as it
@@ -153,13 +145,9 @@ pub trait Pool: Sealed {
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
         I::IntoIter: 'a,
-        A: Serialize + 'a,
     {
-        ImapUnordered::new(self.engine().start_call(
-            &f,
-            items.into_iter().map(|item| (item,)),
-            self.timeout(),
-        ))
+        let () = F::__CAPTURES_NOTHING;
+        run::imap_unordered(self, f, items.into_iter().map(|item| (item,)))
     }
 
     /// Starts [`map`](Pool::map) and returns at once with a handle to its
@@ -177,9 +165,9 @@ pub trait Pool: Sealed {
     where
         F: Task<(A,)>,
         I: IntoIterator<Item = A>,
-        A: Serialize,
     {
-        self.starmap_async(f, items.into_iter().map(|item| (item,)))
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap_async(self, f, items.into_iter().map(|item| (item,)))
     }
 
     /// Starts [`starmap`](Pool::starmap) and returns at once with a handle
@@ -201,12 +189,9 @@ pub trait Pool: Sealed {
     where
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
-        Args: Serialize,
     {
-        let started = self
-            .engine()
-            .start_call(&f, items.into_iter(), self.timeout());
-        AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap_async(self, f, items)
     }
 
     /// Calls `f` once with the tuple `args` in a worker and waits for the
@@ -226,9 +211,9 @@ pub trait Pool: Sealed {
     fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, Error>
     where
         F: Task<Args>,
-        Args: Serialize,
     {
-        self.apply_async(f, args).get()
+        let () = F::__CAPTURES_NOTHING;
+        run::apply_async(self, f, args).get()
     }
 
     /// Starts `f` with the tuple `args` in a worker and returns at once with
@@ -250,12 +235,9 @@ pub trait Pool: Sealed {
     fn apply_async<F, Args>(&self, f: F, args: Args) -> AsyncResult<F::Output>
     where
         F: Task<Args>,
-        Args: Serialize,
     {
-        let started = self
-            .engine()
-            .start_call(&f, std::iter::once(args), self.timeout());
-        AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
+        let () = F::__CAPTURES_NOTHING;
+        run::apply_async(self, f, args)
     }
 
     /// Takes no more calls: each later call returns [`Error::Closed`]. Calls
@@ -310,8 +292,94 @@ pub trait Pool: Sealed {
     }
 }
 
+/// The bodies of the calls, shared by [`Pool`]'s methods and the pools'
+/// inherent methods.
+///
+/// Each of those evaluates `Task::__CAPTURES_NOTHING` once and then calls
+/// one of these, which do not: a closure that captures variables then fails
+/// the build once, in a note that points at the user's call.
+pub(crate) mod run {
+    use super::Sealed;
+    use crate::api::handle::AsyncResult;
+    use crate::api::stream::{Imap, ImapUnordered};
+    use crate::call::Results;
+    use crate::error::Error;
+    use crate::protocol::task::Task;
+
+    pub(crate) fn starmap<P, F, Args, I>(pool: &P, f: F, items: I) -> Result<Vec<F::Output>, Error>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+    {
+        pool.engine()
+            .start_call(&f, items.into_iter(), pool.timeout())?
+            .collect()
+    }
+
+    pub(crate) fn imap<'a, P, F, Args, I>(pool: &P, f: F, items: I) -> Imap<'a, F::Output>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+        I::IntoIter: 'a,
+    {
+        Imap::new(
+            pool.engine()
+                .start_call(&f, items.into_iter(), pool.timeout()),
+        )
+    }
+
+    pub(crate) fn imap_unordered<'a, P, F, Args, I>(
+        pool: &P,
+        f: F,
+        items: I,
+    ) -> ImapUnordered<'a, F::Output>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+        I::IntoIter: 'a,
+    {
+        ImapUnordered::new(
+            pool.engine()
+                .start_call(&f, items.into_iter(), pool.timeout()),
+        )
+    }
+
+    pub(crate) fn starmap_async<P, F, Args, I>(
+        pool: &P,
+        f: F,
+        items: I,
+    ) -> AsyncResult<Vec<F::Output>>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+    {
+        let started = pool
+            .engine()
+            .start_call(&f, items.into_iter(), pool.timeout());
+        AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
+    }
+
+    pub(crate) fn apply_async<P, F, Args>(pool: &P, f: F, args: Args) -> AsyncResult<F::Output>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+    {
+        let started = pool
+            .engine()
+            .start_call(&f, std::iter::once(args), pool.timeout());
+        AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
+    }
+}
+
 /// Gives a pool type the calls of [`Pool`] as inherent methods, so that
 /// users need not import the trait.
+///
+/// Each method checks its task itself rather than calling `Pool`'s, so that
+/// a capturing closure's error points at the user's call, once.
 macro_rules! inherent_calls {
     ($pool:ty) => {
         impl $pool {
@@ -325,9 +393,9 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
-                A: serde::Serialize,
             {
-                $crate::Pool::map(self, f, items)
+                let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap(self, f, items.into_iter().map(|item| (item,)))
             }
 
             /// Calls `f` on every tuple of arguments: [`Pool::starmap`](crate::Pool::starmap).
@@ -339,9 +407,9 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<Args>,
                 I: IntoIterator<Item = Args>,
-                Args: serde::Serialize,
             {
-                $crate::Pool::starmap(self, f, items)
+                let () = <F as $crate::Task<Args>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap(self, f, items)
             }
 
             /// Lazy results in input order: [`Pool::imap`](crate::Pool::imap).
@@ -350,9 +418,9 @@ macro_rules! inherent_calls {
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
                 I::IntoIter: 'a,
-                A: serde::Serialize + 'a,
             {
-                $crate::Pool::imap(self, f, items)
+                let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::imap(self, f, items.into_iter().map(|item| (item,)))
             }
 
             /// Lazy results as they come in, with their indices:
@@ -366,9 +434,13 @@ macro_rules! inherent_calls {
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
                 I::IntoIter: 'a,
-                A: serde::Serialize + 'a,
             {
-                $crate::Pool::imap_unordered(self, f, items)
+                let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::imap_unordered(
+                    self,
+                    f,
+                    items.into_iter().map(|item| (item,)),
+                )
             }
 
             /// Starts a `map` and returns a handle: [`Pool::map_async`](crate::Pool::map_async).
@@ -376,9 +448,13 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<(A,)>,
                 I: IntoIterator<Item = A>,
-                A: serde::Serialize,
             {
-                $crate::Pool::map_async(self, f, items)
+                let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap_async(
+                    self,
+                    f,
+                    items.into_iter().map(|item| (item,)),
+                )
             }
 
             /// Starts a `starmap` and returns a handle: [`Pool::starmap_async`](crate::Pool::starmap_async).
@@ -390,27 +466,27 @@ macro_rules! inherent_calls {
             where
                 F: $crate::Task<Args>,
                 I: IntoIterator<Item = Args>,
-                Args: serde::Serialize,
             {
-                $crate::Pool::starmap_async(self, f, items)
+                let () = <F as $crate::Task<Args>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap_async(self, f, items)
             }
 
             /// Calls `f` once and waits: [`Pool::apply`](crate::Pool::apply).
             pub fn apply<F, Args>(&self, f: F, args: Args) -> Result<F::Output, $crate::Error>
             where
                 F: $crate::Task<Args>,
-                Args: serde::Serialize,
             {
-                $crate::Pool::apply(self, f, args)
+                let () = <F as $crate::Task<Args>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::apply_async(self, f, args).get()
             }
 
             /// Starts `f` once and returns a handle: [`Pool::apply_async`](crate::Pool::apply_async).
             pub fn apply_async<F, Args>(&self, f: F, args: Args) -> $crate::AsyncResult<F::Output>
             where
                 F: $crate::Task<Args>,
-                Args: serde::Serialize,
             {
-                $crate::Pool::apply_async(self, f, args)
+                let () = <F as $crate::Task<Args>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::apply_async(self, f, args)
             }
 
             /// Takes no more calls: [`Pool::close`](crate::Pool::close).

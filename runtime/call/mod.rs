@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::call::chunk::ChunkPlan;
 use crate::call::feed::Feed;
@@ -65,7 +64,6 @@ impl<'a> Running<'a> {
     where
         F: Task<Args>,
         I: Iterator<Item = Args> + 'a,
-        Args: Serialize,
     {
         let mut setup = Vec::new();
         let described = task.__describe(&mut setup).map_err(|e| Error::Codec {
@@ -100,7 +98,7 @@ impl<'a> Running<'a> {
             source: Source {
                 route,
                 plan,
-                feed: Some(Box::new(items)),
+                feed: Some(Box::new(items.map(|args| F::__args(args)))),
                 window: window.max(1),
                 next_first: 0,
                 quick,

@@ -16,7 +16,6 @@
 //!   its argument are).
 
 use std::any::type_name;
-use std::mem::size_of;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -109,7 +108,7 @@ pub(crate) fn plain<F, Args>() -> Described
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,
-    Args: DeserializeOwned + 'static,
+    Args: DeserializeOwned,
 {
     let start: StartFn = start_plain::<F, Args>;
     let (offset, check) = platform::code::code_offset(start);
@@ -119,18 +118,16 @@ where
     }
 }
 
-/// The message a user sees when a capturing closure is passed to a pool.
-const CAPTURES: &str = "forkmap: this closure captures variables, and a worker process cannot \
-    rebuild what it captured; move it into a factory function marked #[remote] that returns \
-    the closure";
-
+/// Builds the job of a plain function or non-capturing closure `F`.
+///
+/// `F` is zero-sized: every public call that takes a task evaluates
+/// `Task::__CAPTURES_NOTHING`, which fails the build for any other closure.
 fn start_plain<F, Args>(setup: &[u8]) -> Result<Job, String>
 where
     F: CallWith<Args> + Copy + 'static,
     F::Output: Serialize,
-    Args: DeserializeOwned + 'static,
+    Args: DeserializeOwned,
 {
-    const { assert!(size_of::<F>() == 0, "{}", CAPTURES) };
     if !setup.is_empty() {
         return Err(format!(
             "`{}` carries no data, but {} bytes came with it",

@@ -2,8 +2,6 @@
 //! arguments decoded from its own bytes, its outcome written as its own
 //! value.
 
-use std::marker::PhantomData;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -16,7 +14,7 @@ use crate::protocol::task::CallWith;
 /// A closure rebuilt in a worker, with its types erased. Made by [`job`];
 /// what a `#[remote]` factory's start function returns.
 pub struct Job {
-    run: Box<dyn RunItems>,
+    run: Box<RunItems>,
     /// The function it comes from: a plain function's or closure's type
     /// name, or a `#[remote]` factory's name.
     name: &'static str,
@@ -52,7 +50,7 @@ impl Job {
         out: &mut ReplyFrame,
         progress: &mut dyn Progress,
     ) -> u32 {
-        self.run.run_items(items, from, count, out, progress)
+        (self.run)(items, from, count, out, progress)
     }
 }
 
@@ -69,87 +67,73 @@ pub(crate) trait Progress {
     fn finished(&mut self, n: u32) -> bool;
 }
 
-/// The typed loop behind a [`Job`].
-trait RunItems {
-    fn run_items(
-        &mut self,
-        items: &mut Values<'_>,
-        from: u32,
-        count: u32,
-        out: &mut ReplyFrame,
-        progress: &mut dyn Progress,
-    ) -> u32;
-}
+/// The typed loop behind a [`Job`], with its types erased.
+type RunItems = dyn FnMut(&mut Values<'_>, u32, u32, &mut ReplyFrame, &mut dyn Progress) -> u32;
 
 /// Wraps a closure taking the argument tuple `Args` as a [`Job`].
-pub fn job<Args, C>(closure: C) -> Job
+///
+/// `Args` need not be `'static`: the erased loop holds only the closure.
+pub fn job<Args, C>(mut closure: C) -> Job
 where
     C: CallWith<Args> + 'static,
     C::Output: Serialize,
-    Args: DeserializeOwned + 'static,
+    Args: DeserializeOwned,
 {
     Job {
-        run: Box::new(ClosureJob {
-            closure,
-            args: PhantomData,
+        run: Box::new(move |items, from, count, out, progress| {
+            run_items::<Args, C>(&mut closure, items, from, count, out, progress)
         }),
         name: std::any::type_name::<C>(),
     }
 }
 
-struct ClosureJob<C, Args> {
-    closure: C,
-    args: PhantomData<fn(Args)>,
-}
-
-impl<C, Args> RunItems for ClosureJob<C, Args>
+/// Runs items `n..count` through `closure`: see [`Job::run_items`].
+fn run_items<Args, C>(
+    closure: &mut C,
+    items: &mut Values<'_>,
+    mut n: u32,
+    count: u32,
+    out: &mut ReplyFrame,
+    progress: &mut dyn Progress,
+) -> u32
 where
     C: CallWith<Args>,
     C::Output: Serialize,
     Args: DeserializeOwned,
 {
-    fn run_items(
-        &mut self,
-        items: &mut Values<'_>,
-        mut n: u32,
-        count: u32,
-        out: &mut ReplyFrame,
-        progress: &mut dyn Progress,
-    ) -> u32 {
-        while n < count {
-            let Some(bytes) = items.next() else { break };
-            let (buf, mark) = out.outcome();
-            progress.started(n, mark);
-            match codec::decode::<Args>(bytes) {
-                Ok(args) => {
-                    progress.decoded();
-                    let value = self.closure.call_with(args);
-                    let failed = match encode_done(&value, buf) {
-                        Err(e) => Some(e.to_string()),
-                        Ok(()) if buf.len() - mark > MAX_VALUE => {
-                            let len = buf.len() - mark;
-                            buf.truncate(mark);
-                            Some(format!(
-                                "the result is {len} bytes, over the limit of {MAX_VALUE} bytes \
-                                 that one value may take"
-                            ))
-                        }
-                        Ok(()) => None,
-                    };
-                    if let Some(reason) = failed {
-                        codec::encode(&Outcome::<()>::Unencodable(reason), buf)
-                            .expect("an error outcome always encodes");
+    while n < count {
+        let Some(bytes) = items.next() else { break };
+        let (buf, mark) = out.outcome();
+        progress.started(n, mark);
+        match codec::decode::<Args>(bytes) {
+            Ok(args) => {
+                progress.decoded();
+                let value = closure.call_with(args);
+                let failed = match encode_done(&value, buf) {
+                    Err(e) => Some(e.to_string()),
+                    Ok(()) if buf.len() - mark > MAX_VALUE => {
+                        let len = buf.len() - mark;
+                        buf.truncate(mark);
+                        Some(format!(
+                            "the result is {len} bytes, over the limit of {MAX_VALUE} bytes \
+                             that one value may take"
+                        ))
                     }
+                    Ok(()) => None,
+                };
+                if let Some(reason) = failed {
+                    codec::encode(&Outcome::<()>::Unencodable(reason), buf)
+                        .expect("an error outcome always encodes");
                 }
-                Err(e) => codec::encode(&Outcome::<()>::Undecodable(e.to_string()), buf)
-                    .expect("an error outcome always encodes"),
             }
-            out.end_outcome(mark);
-            n += 1;
-            if progress.finished(n - 1) || out.bytes() >= SEND_BYTES {
-                break;
-            }
+            Err(e) => codec::encode(&Outcome::<()>::Undecodable(e.to_string()), buf)
+                .expect("an error outcome always encodes"),
         }
-        n
+        out.end_outcome(mark);
+        n += 1;
+        if progress.finished(n - 1) || out.bytes() >= SEND_BYTES {
+            break;
+        }
     }
+    n
 }
