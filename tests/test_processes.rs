@@ -8,9 +8,9 @@
 //!   with it; a task's `kill(0, SIGTERM)` reaches only its own worker;
 //! - a child that a task leaves running cannot hide its worker's death, nor
 //!   outlive the pool; nothing of the pool's is open in what a task runs;
-//! - timeouts count from hand-over: a stopped worker, an argument whose
-//!   decoding hangs and a task that blocks after writing half a frame all
-//!   time out;
+//! - timeouts count from hand-over: a stopped worker and an argument whose
+//!   decoding hangs time out; a task that writes half a frame on its
+//!   worker's socket, then blocks, fails at once;
 //! - tasks can run pools of their own, and an outer timeout ends them;
 //! - a process the program forks gets an error from an inherited pool,
 //!   harms nothing of the parent's, and makes pools of its own;
@@ -58,8 +58,8 @@ const SCENARIOS: &[common::Scenario] = &[
     ("a_stopped_worker_times_out", a_stopped_worker_times_out),
     ("a_hanging_argument_times_out", a_hanging_argument_times_out),
     (
-        "half_a_frame_then_a_block_times_out",
-        half_a_frame_then_a_block_times_out,
+        "half_a_frame_then_a_block_fails_that_item",
+        half_a_frame_then_a_block_fails_that_item,
     ),
     ("tasks_run_pools_of_their_own", tasks_run_pools_of_their_own),
     (
@@ -466,11 +466,20 @@ fn half_a_frame(_: u64) -> u64 {
     0
 }
 
-fn half_a_frame_then_a_block_times_out() {
+/// Bytes on the worker's socket that no ring message announced break the
+/// link's protocol: the item that wrote them fails at once, well within
+/// its timeout, and the pool serves on with a new worker.
+fn half_a_frame_then_a_block_fails_that_item() {
     let pool = one_timed_worker();
-    times_out(&pool, "half a frame, then a block", || {
-        pool.apply(half_a_frame, (0,))
-    });
+    let started = Instant::now();
+    let err = pool.apply(half_a_frame, (0,)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{err}");
+    assert_eq!(err.index(), Some(0), "{err}");
+    assert!(
+        matches!(&err, Error::Codec { reason, .. } if reason.contains("no ring message announced")),
+        "{err:?}"
+    );
+    assert_eq!(pool.apply(double, (5,)).unwrap(), 10);
 }
 
 // --- 5. Sabotage is charged to the saboteur --------------------------------

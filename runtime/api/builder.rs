@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::api::engine::{CallOptions, Engine, Kind};
 use crate::dispatch::scheduler::WorkerOptions;
 use crate::error::Error;
+use crate::platform::link::{DEFAULT_RING_SIZE, RING_SIZES};
 use crate::protocol::frame;
 use crate::protocol::message::ToWorker;
 use crate::protocol::task::Task;
@@ -38,6 +39,7 @@ pub struct Builder<P> {
     max_tasks: Option<usize>,
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
+    ring_size: Option<usize>,
     /// The initializer's `Init` frame, or why it could not be made.
     init: Option<Result<Vec<u8>, Error>>,
     pool: PhantomData<fn() -> P>,
@@ -51,6 +53,7 @@ impl<P> Builder<P> {
             max_tasks: None,
             timeout: None,
             memory_limit: None,
+            ring_size: None,
             init: None,
             pool: PhantomData,
         }
@@ -70,6 +73,35 @@ impl<P> Builder<P> {
     /// and a long one travels in large chunks.
     pub fn chunk_size(mut self, items: usize) -> Self {
         self.chunk_size = Some(items);
+        self
+    }
+
+    /// The size in bytes of each of the two rings in shared memory between
+    /// the pool and each of its workers (one each way): a power of two from
+    /// 4 KiB to 1 GiB, by default 1 MiB.
+    ///
+    /// A frame of up to half a ring (a chunk of items, or a batch of their
+    /// results) goes through shared memory, copied once each way; a larger
+    /// one goes through a socket, which costs two system calls and a copy
+    /// in the kernel more. Each ring is a memory file mapped by both
+    /// sides: only the pages used become resident, so a large ring costs
+    /// memory only when large frames use it. Items or results of more than
+    /// a few hundred KiB each are the reason to raise it; a pool of many
+    /// workers on a small machine, the reason to lower it.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    ///
+    /// let pool = ProcessPool::builder().workers(2).ring_size(8 << 20).build()?;
+    /// let sizes = pool.map(|v: Vec<u8>| v.len(), vec![vec![0u8; 1 << 20]; 4])?;
+    /// assert_eq!(sizes, [1 << 20; 4]);
+    ///
+    /// let error = ProcessPool::builder().ring_size(1000).build().unwrap_err();
+    /// assert!(error.to_string().contains("power of two"));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn ring_size(mut self, bytes: usize) -> Self {
+        self.ring_size = Some(bytes);
         self
     }
 
@@ -158,12 +190,19 @@ impl<P> Builder<P> {
         if self.timeout == Some(Duration::ZERO) {
             return Err(Error::Config("a timeout must be longer than zero"));
         }
+        let ring_size = self.ring_size.unwrap_or(DEFAULT_RING_SIZE);
+        if !ring_size.is_power_of_two() || !RING_SIZES.contains(&ring_size) {
+            return Err(Error::Config(
+                "a ring size is a power of two from 4 KiB to 1 GiB",
+            ));
+        }
         let init = self.init.transpose()?.map(Arc::new);
         let options = WorkerOptions {
             count: 0,
             max_tasks: self.max_tasks.map(|max| max as u64),
             init,
             memory_limit: self.memory_limit,
+            ring_size,
         };
         let calls = CallOptions {
             chunk_size: self.chunk_size,
@@ -309,6 +348,7 @@ impl<P> std::fmt::Debug for Builder<P> {
             .field("max_tasks_per_worker", &self.max_tasks)
             .field("timeout", &self.timeout)
             .field("memory_limit", &self.memory_limit)
+            .field("ring_size", &self.ring_size)
             .field("initializer", &self.init.is_some())
             .finish()
     }

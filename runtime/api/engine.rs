@@ -33,6 +33,7 @@ pub(crate) fn process_dispatcher(workers: WorkerOptions) -> Result<Dispatcher, E
         |options| {
             Ok(Box::new(ProcessBackend::new(
                 options.memory_limit.is_some(),
+                options.ring_size,
             )?))
         },
         workers,
@@ -66,7 +67,10 @@ impl Engine {
         let count = workers.count;
         let dispatcher = match kind {
             Kind::Process => process_dispatcher(workers)?,
-            Kind::Thread => Dispatcher::threaded(|_| Ok(Box::new(ThreadBackend::new()?)), workers)?,
+            Kind::Thread => Dispatcher::threaded(
+                |options| Ok(Box::new(ThreadBackend::new(options.ring_size)?)),
+                workers,
+            )?,
             Kind::Serial => Dispatcher::inline(|_| Ok(Box::new(SerialBackend::new()))),
         };
         Ok(Engine::new(dispatcher, count, calls))
@@ -91,6 +95,7 @@ impl Engine {
             max_tasks: None,
             init: None,
             memory_limit: None,
+            ring_size: remote.ring_size,
         };
         let dispatcher = Dispatcher::threaded(
             move |_| Ok(Box::new(MpiBackend::new(ranks)?) as Box<dyn crate::backend::Backend>),

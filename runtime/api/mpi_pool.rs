@@ -109,6 +109,7 @@ pub(crate) fn start_ranks(
         workers: per_rank.map(|n| n as u32),
         max_tasks: options.max_tasks,
         memory_limit: options.memory_limit,
+        ring_size: options.ring_size as u64,
         init: options.init.as_deref().cloned(),
     };
     for rank in 1..place.size {

@@ -55,6 +55,7 @@ pub(crate) fn serve() -> ! {
                     workers,
                     max_tasks,
                     memory_limit,
+                    ring_size,
                     init,
                 }) => {
                     relay.forget_all();
@@ -68,6 +69,7 @@ pub(crate) fn serve() -> ! {
                         max_tasks,
                         init: init.map(Arc::new),
                         memory_limit,
+                        ring_size: usize::try_from(ring_size).unwrap_or(usize::MAX),
                     };
                     let answer = match Local::start(options) {
                         Ok(local) => {

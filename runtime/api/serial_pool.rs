@@ -3,6 +3,7 @@
 use crate::api::engine::{CallOptions, Engine, Kind};
 use crate::api::pool::{engine_pool, inherent_calls};
 use crate::dispatch::scheduler::WorkerOptions;
+use crate::platform::link::DEFAULT_RING_SIZE;
 
 /// A pool without workers: every call runs in the calling thread, one item
 /// after the other, through the same encoding as the other pools.
@@ -31,6 +32,7 @@ impl SerialPool {
             max_tasks: None,
             init: None,
             memory_limit: None,
+            ring_size: DEFAULT_RING_SIZE,
         };
         let engine = Engine::start(Kind::Serial, workers, CallOptions::default())
             .expect("a serial pool starts nothing that can fail");

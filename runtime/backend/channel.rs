@@ -1,33 +1,62 @@
-//! A worker's socket as the thread and process backends keep it: frames
-//! waiting to be written, frames being reassembled, and the doorbell socket
-//! that wakes a backend's `wait`.
+//! A worker's link as the thread and process backends keep it, and how the
+//! dispatcher waits on all of them at once.
+//!
+//! Frames go through the link's rings: a frame's body is one ring message.
+//! A frame too large for a ring goes through the socket, and an empty ring
+//! message takes its place in the ring, so that the order holds. The
+//! dispatcher reads what workers reply without a system call; when nothing
+//! comes, it spins a moment (less after moments that brought nothing), then
+//! says on each worker's board that it sleeps, looks once more, and sleeps
+//! in `poll` on the doorbell, the workers' bells, sockets and pidfds. A
+//! worker rings its bell after a reply only while the dispatcher sleeps.
 
 use std::collections::VecDeque;
+use std::hint;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::backend::{Event, Wake};
+use crate::platform::board::Board;
+use crate::platform::link::PoolEnds;
+use crate::platform::ring::RingError;
 use crate::platform::{self, Private, Ready};
-use crate::protocol::frame::{Fill, Inbox};
+use crate::protocol::frame::{Fill, Inbox, Received};
 
-/// A frame on its way to a worker.
+/// The longest the dispatcher spins for a reply before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// How many times a spin that brought nothing halves the next one.
+const MAX_SPIN_SHIFT: u32 = 6;
+
+/// While a frame waits for room in a worker's ring, the dispatcher looks
+/// again this often (a full ring has no descriptor to poll).
+const RING_FULL_RETRY: Duration = Duration::from_millis(1);
+
+/// A frame on its way through the socket.
 struct Outgoing {
     bytes: Arc<Vec<u8>>,
     written: usize,
 }
 
-/// The parent's end of a worker's socket.
+/// The pool's end of a worker's link.
 pub(super) struct Channel {
-    socket: Private,
-    inbox: Inbox,
-    outbox: VecDeque<Outgoing>,
-    /// Nothing more will come: the peer closed, or sent bytes that are not
-    /// frames.
+    link: PoolEnds,
+    /// Frames waiting for room in the ring, in order; `None` stands for
+    /// the empty message of a frame that goes through the socket.
+    waiting: VecDeque<Option<Arc<Vec<u8>>>>,
+    /// Frames too large for the ring, being written to the socket.
+    bulk_out: VecDeque<Outgoing>,
+    /// Bytes read from the socket.
+    bulk_in: Inbox,
+    /// The ring said the next frame comes through the socket.
+    awaiting_bulk: bool,
+    /// Nothing more will come: the peer closed, or broke the protocol.
     finished: bool,
     /// The worker has ended (its exit descriptor said so); its end is
-    /// reported once the channel holds nothing more.
+    /// reported once the link holds nothing more.
     exited: bool,
     /// Its end has been reported.
     reported: bool,
@@ -36,23 +65,25 @@ pub(super) struct Channel {
 /// What [`Channel::receive`] found.
 #[derive(Debug, PartialEq, Eq)]
 enum Reading {
-    /// Bytes were read and more may be waiting.
+    /// Frames were read and more may be waiting.
     More,
-    /// Everything sent so far has been read; the channel is still open.
+    /// Everything sent so far has been read; the link is still open.
     Drained,
-    /// The peer closed the channel; every frame before has been reported.
+    /// The peer closed the link; every frame before has been reported.
     Closed,
-    /// The peer sent bytes that are not a frame; its [`Event::Garbled`] has
-    /// been reported.
+    /// The peer broke the protocol; its [`Event::Garbled`] has been
+    /// reported.
     Garbled,
 }
 
 impl Channel {
-    pub(super) fn new(socket: Private) -> Self {
+    pub(super) fn new(link: PoolEnds) -> Self {
         Channel {
-            socket,
-            inbox: Inbox::new(),
-            outbox: VecDeque::new(),
+            link,
+            waiting: VecDeque::new(),
+            bulk_out: VecDeque::new(),
+            bulk_in: Inbox::new(),
+            awaiting_bulk: false,
             finished: false,
             exited: false,
             reported: false,
@@ -65,53 +96,72 @@ impl Channel {
         self.reported
     }
 
-    /// Queues a frame and writes what the socket takes now.
+    /// Queues a frame (length prefix and body) and writes what the link
+    /// takes now.
     pub(super) fn send(&mut self, frame: Arc<Vec<u8>>) {
         if self.finished {
             return;
         }
-        self.outbox.push_back(Outgoing {
-            bytes: frame,
-            written: 0,
-        });
-        self.flush();
+        let body = frame.len().saturating_sub(4);
+        if body > 0 && body <= self.link.down.max_message() {
+            self.waiting.push_back(Some(frame));
+        } else {
+            self.waiting.push_back(None);
+            self.bulk_out.push_back(Outgoing {
+                bytes: frame,
+                written: 0,
+            });
+        }
+        // The frame may not be the first waiting: the order holds.
+        let _ = self.flush();
     }
 
-    /// Writes what the socket takes without blocking. A write that fails
-    /// means the worker is gone: what is queued is dropped, and its end is
-    /// reported by the backend.
-    pub(super) fn flush(&mut self) {
-        let mut stream = self.socket.stream();
-        while let Some(front) = self.outbox.front_mut() {
+    /// Writes what the ring and the socket take without blocking. A socket
+    /// that fails means the worker is gone: what is queued is dropped, and
+    /// its end is reported by the backend. A ring whose shared counters the
+    /// worker scribbled over is an error, for which the worker is ended.
+    fn flush(&mut self) -> Result<(), RingError> {
+        while let Some(front) = self.waiting.front() {
+            let body = front.as_deref().map_or(&[][..], |frame| &frame[4..]);
+            if !self.link.down.try_write(body)? {
+                break;
+            }
+            self.waiting.pop_front();
+        }
+        let mut stream = self.link.socket.stream();
+        while let Some(front) = self.bulk_out.front_mut() {
             match stream.write(&front.bytes[front.written..]) {
                 Ok(n) => {
                     front.written += n;
                     if front.written == front.bytes.len() {
-                        self.outbox.pop_front();
+                        self.bulk_out.pop_front();
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.outbox.clear();
-                    return;
+                    self.bulk_out.clear();
+                    break;
                 }
             }
         }
+        Ok(())
     }
 
-    /// Acts on what `poll` found: writes, reads, and reports the worker's
-    /// end after its last frame once the channel closed, or once the worker
-    /// `exited` and the channel holds nothing more.
-    fn progress(&mut self, worker: usize, ready: Ready, exited: bool, events: &mut Vec<Event>) {
-        if ready.writable {
-            self.flush();
-        }
-        self.exited |= exited;
-        if !(ready.readable || self.exited) {
+    /// Writes and reads what the link takes now, and reports the worker's
+    /// end after its last frame once the link closed, or once the worker
+    /// `exited` and the link holds nothing more. `socket` is what `poll`
+    /// found on the socket, when it looked.
+    fn progress(&mut self, worker: usize, socket: Ready, exited: bool, events: &mut Vec<Event>) {
+        if self.reported {
             return;
         }
-        let ended = match self.receive(worker, events) {
+        self.exited |= exited;
+        let reading = match self.flush() {
+            Ok(()) => self.receive(worker, socket.readable, events),
+            Err(e) => self.garble(worker, format!("its ring from the pool: {e}"), events),
+        };
+        let ended = match reading {
             Reading::Garbled => {
                 self.reported = true;
                 return;
@@ -127,91 +177,264 @@ impl Channel {
     }
 
     /// Reads what has arrived without blocking, and reports each whole
-    /// frame as an event of worker `worker`.
-    fn receive(&mut self, worker: usize, events: &mut Vec<Event>) -> Reading {
+    /// frame as an event of worker `worker`. The socket is read while a
+    /// frame is awaited from it, and when `poll` found it `readable` (its
+    /// end, or bytes that no ring message announced, which break the
+    /// protocol).
+    fn receive(&mut self, worker: usize, readable: bool, events: &mut Vec<Event>) -> Reading {
         if self.finished {
             return Reading::Closed;
         }
         // Bounded, so that one busy worker cannot starve the others.
-        for _ in 0..16 {
-            let mut stream = self.socket.stream();
-            match self.inbox.fill(&mut stream) {
-                Ok(Fill::Data) => loop {
-                    match self.inbox.next_frame() {
-                        Ok(Some(frame)) => events.push(Event::Frame { worker, frame }),
-                        Ok(None) => break,
-                        Err(e) => {
-                            self.finished = true;
-                            events.push(Event::Garbled {
-                                worker,
-                                reason: e.to_string(),
-                            });
-                            return Reading::Garbled;
-                        }
+        for _ in 0..64 {
+            if self.awaiting_bulk {
+                match self.bulk_in.next_frame() {
+                    Ok(Some(frame)) => {
+                        self.awaiting_bulk = false;
+                        events.push(Event::Frame { worker, frame });
+                        continue;
                     }
-                },
-                Ok(Fill::Empty) => return Reading::Drained,
-                Ok(Fill::Closed) | Err(_) => {
-                    self.finished = true;
-                    return Reading::Closed;
+                    Ok(None) => {}
+                    Err(e) => return self.garble(worker, e.to_string(), events),
+                }
+                match self.fill() {
+                    Fill::Data => continue,
+                    Fill::Empty => return Reading::Drained,
+                    Fill::Closed => return self.close(),
+                }
+            }
+            // Copied out: what a worker wrote is not trusted to stay put
+            // while it is decoded.
+            let read = self.link.up.read().map(|message| {
+                message.map(|message| match message.is_empty() {
+                    true => None,
+                    false => {
+                        let mut body = Vec::new();
+                        message.copy_into(&mut body);
+                        Some(body)
+                    }
+                })
+            });
+            let message = match read {
+                Ok(message) => message,
+                Err(e) => return self.garble(worker, format!("its ring to the pool: {e}"), events),
+            };
+            match message {
+                Some(None) => self.awaiting_bulk = true,
+                Some(Some(body)) => {
+                    let frame = Received::from_body(body);
+                    events.push(Event::Frame { worker, frame });
+                }
+                None => {
+                    // Every byte on the socket follows a ring message that
+                    // announced it, and a worker commits that message before
+                    // it writes the bytes: with the ring read to its end,
+                    // bytes that no message claims break the protocol.
+                    if !readable && self.bulk_in.is_empty() {
+                        return Reading::Drained;
+                    }
+                    let fill = match self.bulk_in.is_empty() {
+                        true => self.fill(),
+                        false => Fill::Data,
+                    };
+                    if self.link.up.has_message() {
+                        continue;
+                    }
+                    return match fill {
+                        Fill::Empty => Reading::Drained,
+                        Fill::Closed => self.close(),
+                        Fill::Data => self.garble(
+                            worker,
+                            "bytes on its socket that no ring message announced".into(),
+                            events,
+                        ),
+                    };
                 }
             }
         }
         Reading::More
     }
+
+    /// Reads once from the socket; an error is its end.
+    fn fill(&mut self) -> Fill {
+        let mut stream = self.link.socket.stream();
+        self.bulk_in.fill(&mut stream).unwrap_or(Fill::Closed)
+    }
+
+    fn close(&mut self) -> Reading {
+        self.finished = true;
+        Reading::Closed
+    }
+
+    /// Reports that the worker broke the protocol: nothing more is read
+    /// from it.
+    fn garble(&mut self, worker: usize, reason: String, events: &mut Vec<Event>) -> Reading {
+        self.finished = true;
+        events.push(Event::Garbled { worker, reason });
+        Reading::Garbled
+    }
 }
 
-/// A live worker as [`watch`] polls it: its number, its channel, and the
-/// descriptor that polls readable once it has ended, where there is one (a
-/// process's pidfd; a thread ends by closing its channel).
-pub(super) type Watched<'a> = (usize, &'a mut Channel, Option<BorrowedFd<'a>>);
+impl Drop for Channel {
+    /// Tells an idle worker that the pool is done with it: the empty message
+    /// sends it to the socket, where it finds the end. (A worker that finds
+    /// the ring full at that moment sees the end within a second on its
+    /// own.)
+    fn drop(&mut self) {
+        if self.waiting.is_empty() {
+            let _ = self.link.down.try_write(&[]);
+        }
+    }
+}
 
-/// Waits until the doorbell rings, a channel can be read or written, a
-/// worker ends, or `deadline` passes; then writes and reads each channel
-/// that is ready, and reports each worker's end after its last frame.
+/// A live worker as [`watch`] polls it: its number, its link, the
+/// descriptor that polls readable once it has ended, where there is one (a
+/// process's pidfd; a thread ends by closing its socket), and its board.
+pub(super) type Watched<'a> = (usize, &'a mut Channel, Option<BorrowedFd<'a>>, &'a Board);
+
+/// How long the dispatcher spins before it sleeps, learned from how its
+/// recent spins ended.
+#[derive(Debug, Default)]
+pub(super) struct Spin {
+    shift: u32,
+}
+
+/// Waits until a worker replies, the doorbell rings, a socket can be read
+/// or written, a worker ends, or `deadline` passes; then writes and reads
+/// each link, and reports each worker's end after its last frame.
 pub(super) fn watch(
     doorbell: &Doorbell,
+    spin: &mut Spin,
     live: &mut [Watched<'_>],
     deadline: Option<Instant>,
     events: &mut Vec<Event>,
 ) {
-    let ready = {
+    let quiet = Ready::default();
+    for (worker, channel, _, _) in live.iter_mut() {
+        channel.progress(*worker, quiet, false, events);
+    }
+    if !events.is_empty() || doorbell.take() {
+        return;
+    }
+    let woken = |live: &[Watched<'_>]| {
+        doorbell.is_rung()
+            || live
+                .iter()
+                .any(|(_, channel, _, _)| channel.link.up.has_message())
+    };
+    if spin_until(spin, deadline, || woken(live)) || sleep(doorbell, live, deadline, events) {
+        for (worker, channel, _, _) in live.iter_mut() {
+            channel.progress(*worker, quiet, false, events);
+        }
+    }
+    doorbell.take();
+}
+
+/// Spins until `woken` says so, for at most the spin `spin` allows, less
+/// than `deadline`; `true` when woken.
+fn spin_until(spin: &mut Spin, deadline: Option<Instant>, mut woken: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    let mut budget = SPIN / (1 << spin.shift);
+    if let Some(deadline) = deadline {
+        budget = budget.min(deadline.saturating_duration_since(started));
+    }
+    loop {
+        for _ in 0..32 {
+            if woken() {
+                spin.shift = 0;
+                return true;
+            }
+            hint::spin_loop();
+        }
+        if started.elapsed() >= budget {
+            spin.shift = (spin.shift + 1).min(MAX_SPIN_SHIFT);
+            return false;
+        }
+        // The core goes to whoever else is ready to run there (a caller
+        // woken with its results, a worker).
+        std::thread::yield_now();
+    }
+}
+
+/// Says on every board that the dispatcher sleeps, looks once more, and
+/// sleeps in `poll`; then acts on what it found. `true` when the links are
+/// yet to be read.
+fn sleep(
+    doorbell: &Doorbell,
+    live: &mut [Watched<'_>],
+    deadline: Option<Instant>,
+    events: &mut Vec<Event>,
+) -> bool {
+    for (_, _, _, board) in live.iter() {
+        board.set_dispatcher_sleeps(true);
+    }
+    doorbell.set_sleeping(true);
+    let awake = doorbell.is_rung() || live.iter().any(|(_, c, _, _)| c.link.up.has_message());
+    let ready = if awake {
+        None
+    } else {
         let mut fds = vec![(doorbell.fd(), false)];
-        for (_, channel, exit) in live.iter() {
-            fds.push((channel.socket.stream().as_fd(), !channel.outbox.is_empty()));
+        let mut ring_full = false;
+        for (_, channel, exit, _) in live.iter() {
+            fds.push((channel.link.bell.get().fd(), false));
+            let socket = channel.link.socket.stream().as_fd();
+            fds.push((socket, !channel.bulk_out.is_empty()));
             fds.extend(exit.map(|exit| (exit, false)));
+            ring_full |= !channel.waiting.is_empty();
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match platform::poll(&fds, timeout) {
-            Ok(ready) => ready,
-            // Only an invalid argument makes poll fail; look again next time.
-            Err(_) => return,
+        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if ring_full {
+            timeout = Some(timeout.map_or(RING_FULL_RETRY, |t| t.min(RING_FULL_RETRY)));
         }
+        // Only an invalid argument makes poll fail; look again next time.
+        platform::poll(&fds, timeout).ok()
+    };
+    doorbell.set_sleeping(false);
+    for (_, _, _, board) in live.iter() {
+        board.set_dispatcher_sleeps(false);
+    }
+    let Some(ready) = ready else {
+        return true;
     };
     if ready[0].readable {
         doorbell.clear();
     }
     let mut next = ready[1..].iter();
-    for (worker, channel, exit) in live.iter_mut() {
-        let on_channel = next.next().copied().unwrap_or_default();
+    for (worker, channel, exit, _) in live.iter_mut() {
+        if next.next().is_some_and(|bell| bell.readable) {
+            channel.link.bell.get().silence();
+        }
+        let socket = next.next().copied().unwrap_or_default();
         let exited = exit.is_some() && next.next().is_some_and(|r| r.readable);
-        channel.progress(*worker, on_channel, exited, events);
+        channel.progress(*worker, socket, exited, events);
     }
+    false
 }
 
-/// A socket pair whose one end wakes a backend's `wait` and whose other
-/// end is polled there.
+/// What wakes a backend's `wait` from another thread: a flag it looks at
+/// while it spins, and a socket pair whose one end it polls while it
+/// sleeps, written only then.
 pub(super) struct Doorbell {
     ring: Arc<RingEnd>,
     heard: Private,
 }
 
-struct RingEnd(Private);
+struct RingEnd {
+    socket: Private,
+    /// Set by a wake, taken by the dispatcher.
+    rung: AtomicBool,
+    /// Set while the dispatcher sleeps, or is about to.
+    sleeping: AtomicBool,
+}
 
 impl Wake for RingEnd {
     fn wake(&self) {
-        // A full socket already holds a wake-up; nothing is lost.
-        let _ = self.0.stream().write(&[1]);
+        self.rung.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            // A full socket already holds a wake-up; nothing is lost.
+            let _ = self.socket.stream().write(&[1]);
+        }
     }
 }
 
@@ -219,13 +442,33 @@ impl Doorbell {
     pub(super) fn new() -> std::io::Result<Self> {
         let (ring, heard) = platform::private_pair()?;
         Ok(Doorbell {
-            ring: Arc::new(RingEnd(ring)),
+            ring: Arc::new(RingEnd {
+                socket: ring,
+                rung: AtomicBool::new(false),
+                sleeping: AtomicBool::new(false),
+            }),
             heard,
         })
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.heard.stream().as_fd()
+    }
+
+    fn is_rung(&self) -> bool {
+        self.ring.rung.load(Ordering::Relaxed)
+    }
+
+    /// Whether it was rung since it was last taken.
+    fn take(&self) -> bool {
+        self.is_rung() && self.ring.rung.swap(false, Ordering::Relaxed)
+    }
+
+    /// Says whether the dispatcher sleeps (a wake then writes the socket);
+    /// after saying it does, it looks at the flag once more.
+    fn set_sleeping(&self, sleeping: bool) {
+        self.ring.sleeping.store(sleeping, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// Empties the socket after it was found readable.

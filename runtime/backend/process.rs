@@ -1,19 +1,23 @@
-//! Forked worker processes, each behind a socket pair, posting on a board in
-//! shared memory; a process's end is seen on its pidfd.
+//! Forked worker processes, each behind a link of rings in shared memory,
+//! posting on a board in shared memory; a process's end is seen on its
+//! pidfd.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::channel::{watch, Channel, Doorbell, Watched};
+use crate::backend::channel::{watch, Channel, Doorbell, Spin, Watched};
 use crate::backend::{Backend, Ending, Event, Wake};
-use crate::platform::board::Doing;
+use crate::platform::board::{Board, Doing};
 use crate::platform::{self, Child, SharedBoard};
 
 /// Worker processes, forked by the fork server (or, where none can be
 /// started, by the dispatcher's thread: see `platform::spawn_worker`).
 pub(crate) struct ProcessBackend {
     doorbell: Doorbell,
+    spin: Spin,
+    /// The size of each of a worker's rings.
+    ring_size: usize,
     slots: Vec<Option<Process>>,
     /// Read each worker's memory when it starts, for
     /// [`memory_growth`](Backend::memory_growth).
@@ -29,9 +33,11 @@ struct Process {
 }
 
 impl ProcessBackend {
-    pub(crate) fn new(watch_memory: bool) -> io::Result<Self> {
+    pub(crate) fn new(watch_memory: bool, ring_size: usize) -> io::Result<Self> {
         Ok(ProcessBackend {
             doorbell: Doorbell::new()?,
+            spin: Spin::default(),
+            ring_size,
             slots: Vec::new(),
             watch_memory,
         })
@@ -44,7 +50,7 @@ impl ProcessBackend {
 
 impl Backend for ProcessBackend {
     fn start(&mut self, worker: usize) -> io::Result<()> {
-        let spawned = platform::spawn_worker()?;
+        let spawned = platform::spawn_worker(self.ring_size)?;
         // Read only where a limit needs it: it costs a file read per worker.
         let resident_at_start = match self.watch_memory {
             true => spawned.child.resident().unwrap_or(0),
@@ -55,7 +61,7 @@ impl Backend for ProcessBackend {
         }
         self.slots[worker] = Some(Process {
             child: spawned.child,
-            channel: Channel::new(spawned.channel),
+            channel: Channel::new(spawned.link),
             board: spawned.board,
             resident_at_start,
         });
@@ -74,11 +80,17 @@ impl Backend for ProcessBackend {
             .iter_mut()
             .enumerate()
             .filter_map(|(i, slot)| {
-                let Process { child, channel, .. } = slot.as_mut()?;
-                (!channel.is_reported()).then(|| (i, channel, child.exit_fd()))
+                let Process {
+                    child,
+                    channel,
+                    board,
+                    ..
+                } = slot.as_mut()?;
+                let board: &Board = board;
+                (!channel.is_reported()).then(|| (i, channel, child.exit_fd(), board))
             })
             .collect();
-        watch(&self.doorbell, &mut live, deadline, events);
+        watch(&self.doorbell, &mut self.spin, &mut live, deadline, events);
     }
 
     fn doing(&self, worker: usize) -> Doing {
@@ -114,8 +126,8 @@ impl Backend for ProcessBackend {
         };
         let (doing, last) = process.board.read();
         let Process { child, channel, .. } = process;
-        // Closing the channel first lets an idle worker see end-of-file
-        // and exit by itself.
+        // Closing the link first lets an idle worker see its end and exit by
+        // itself.
         drop(channel);
         Ending {
             death: child.reap(kill),

@@ -1,4 +1,4 @@
-//! Worker threads of this process, each behind a socket pair, so that
+//! Worker threads of this process, each behind a link of rings, so that
 //! tasks, items and results travel exactly as they do to a process.
 
 use std::io;
@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crate::backend::channel::{watch, Channel, Doorbell, Watched};
+use crate::backend::channel::{watch, Channel, Doorbell, Spin, Watched};
 use crate::backend::{Backend, Ending, Event, Wake};
-use crate::platform::board::Doing;
+use crate::platform::board::{Board, Doing};
 use crate::platform::{self, Death, SharedBoard};
 use crate::worker;
 
@@ -16,6 +16,9 @@ use crate::worker;
 /// left to finish its task, and forgotten.
 pub(crate) struct ThreadBackend {
     doorbell: Doorbell,
+    spin: Spin,
+    /// The size of each of a worker's rings.
+    ring_size: usize,
     slots: Vec<Option<Worker>>,
 }
 
@@ -26,9 +29,11 @@ struct Worker {
 }
 
 impl ThreadBackend {
-    pub(crate) fn new() -> io::Result<Self> {
+    pub(crate) fn new(ring_size: usize) -> io::Result<Self> {
         Ok(ThreadBackend {
             doorbell: Doorbell::new()?,
+            spin: Spin::default(),
+            ring_size,
             slots: Vec::new(),
         })
     }
@@ -37,12 +42,11 @@ impl ThreadBackend {
 impl Backend for ThreadBackend {
     fn start(&mut self, worker: usize) -> io::Result<()> {
         let board = Arc::new(SharedBoard::new()?);
-        let (ours, theirs) = platform::private_pair()?;
-        theirs.stream().set_nonblocking(false)?;
+        let (ours, theirs) = platform::thread_link(self.ring_size)?;
         let theirs_board = Arc::clone(&board);
         let thread = thread::Builder::new()
             .name("forkmap-worker".into())
-            .spawn(move || worker::run(theirs.stream(), &theirs_board))?;
+            .spawn(move || worker::run(theirs, &theirs_board))?;
         if self.slots.len() <= worker {
             self.slots.resize_with(worker + 1, || None);
         }
@@ -66,11 +70,12 @@ impl Backend for ThreadBackend {
             .iter_mut()
             .enumerate()
             .filter_map(|(i, slot)| {
-                let channel = &mut slot.as_mut()?.channel;
-                (!channel.is_reported()).then_some((i, channel, None))
+                let Worker { channel, board, .. } = slot.as_mut()?;
+                let board: &Board = board;
+                (!channel.is_reported()).then_some((i, channel, None, board))
             })
             .collect();
-        watch(&self.doorbell, &mut live, deadline, events);
+        watch(&self.doorbell, &mut self.spin, &mut live, deadline, events);
     }
 
     fn doing(&self, worker: usize) -> Doing {
@@ -107,7 +112,7 @@ impl Backend for ThreadBackend {
             return Ending::unknown();
         };
         let (doing, last) = board.read();
-        // The thread sees end-of-file and returns, once its task is done.
+        // The thread sees the link's end and returns, once its task is done.
         drop(channel);
         let death = match kill {
             false => thread.join().map_or(Death::Unknown, Death::Exit),

@@ -23,6 +23,7 @@ use crate::backend::{Backend, Wake};
 use crate::dispatch::scheduler::{Command, Scheduler, WorkerOptions};
 use crate::dispatch::work::{Call, Chunk};
 use crate::error::Error;
+use crate::platform::link::DEFAULT_RING_SIZE;
 
 /// Whether a threaded dispatcher takes work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -181,6 +182,7 @@ impl Dispatcher {
                     max_tasks: None,
                     init: None,
                     memory_limit: None,
+                    ring_size: DEFAULT_RING_SIZE,
                 };
                 let scheduler = backend(&options)
                     .and_then(|backend| Scheduler::start(backend, options))

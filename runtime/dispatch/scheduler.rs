@@ -24,6 +24,9 @@ pub(crate) struct WorkerOptions {
     pub(crate) init: Option<Arc<Vec<u8>>>,
     /// How many bytes each worker's resident memory may grow by.
     pub(crate) memory_limit: Option<u64>,
+    /// The size of each of a worker's two rings, where its backend has
+    /// them.
+    pub(crate) ring_size: usize,
 }
 
 /// What a call asks of the dispatcher.

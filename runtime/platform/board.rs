@@ -68,6 +68,9 @@ pub(crate) struct Board {
     /// The call whose items the worker is asked to stop, plus one (0: none).
     /// Written by the dispatcher, read by the worker between items.
     stop: AtomicU64,
+    /// 1 while the dispatcher sleeps: the worker rings its bell after it
+    /// sends a reply. Written by the dispatcher.
+    dispatcher_sleeps: AtomicU64,
 }
 
 impl Board {
@@ -105,6 +108,23 @@ impl Board {
     #[inline]
     pub(crate) fn asked_to_stop(&self, call: u64) -> bool {
         self.stop.load(Ordering::Relaxed) == call.wrapping_add(1)
+    }
+
+    /// Says whether the dispatcher is about to sleep (and wants the bell
+    /// rung after a reply) or is awake. Only the dispatcher calls this; it
+    /// looks at the worker's replies once more after saying it sleeps.
+    pub(crate) fn set_dispatcher_sleeps(&self, sleeps: bool) {
+        self.dispatcher_sleeps
+            .store(u64::from(sleeps), Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Whether the dispatcher sleeps, after the worker has sent a reply:
+    /// then it rings the bell.
+    #[inline]
+    pub(crate) fn dispatcher_sleeps(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.dispatcher_sleeps.load(Ordering::Relaxed) != 0
     }
 
     /// Reads what the worker is doing, and the last item it started (which

@@ -2,12 +2,12 @@
 //! kill, poll, prctl, passing descriptors, shared memory and clocks. Linux
 //! only, for now.
 
+pub(crate) mod bell;
 pub(crate) mod board;
 pub(crate) mod code;
 mod death;
+pub(crate) mod link;
 mod process;
-// Nothing uses the ring yet: the shared-memory transport (issue 14) will.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod ring;
 mod rust_runtime;
 mod server;
@@ -17,6 +17,8 @@ pub use death::Death;
 pub(crate) use process::WorkerBody;
 pub(crate) use rust_runtime::set_task;
 pub(crate) use server::WORKER_BODY;
+
+use link::{NewLink, PoolEnds, WorkerEnds};
 pub(crate) use shared::SharedBoard;
 
 use std::io;
@@ -182,27 +184,29 @@ impl Drop for Child {
     }
 }
 
-/// A new worker process, the parent's end of its channel, and its board.
+/// A new worker process, the pool's side of its link, and its board.
 #[derive(Debug)]
 pub(crate) struct Spawned {
     pub(crate) child: Child,
-    pub(crate) channel: Private,
+    pub(crate) link: PoolEnds,
     pub(crate) board: SharedBoard,
 }
 
-/// Starts a worker process, which runs the worker body (`WORKER_BODY`) on
-/// its end of a new channel: forked by the fork server, started the first
-/// time it is needed, and from the calling thread when no server can be
-/// started. A worker forked from the calling thread dies with it
-/// (`PR_SET_PDEATHSIG`), so call this from the thread that owns the pool for
-/// the pool's whole life.
-pub(crate) fn spawn_worker() -> io::Result<Spawned> {
-    if let Some(forked) = server::spawn() {
+/// Starts a worker process with rings of `ring_size` bytes, which runs the
+/// worker body (`WORKER_BODY`) on its side of a new link: forked by the
+/// fork server, started the first time it is needed, and from the calling
+/// thread when no server can be started. A worker forked from the calling
+/// thread dies with it (`PR_SET_PDEATHSIG`), so call this from the thread
+/// that owns the pool for the pool's whole life.
+pub(crate) fn spawn_worker(ring_size: usize) -> io::Result<Spawned> {
+    if let Some(forked) = server::spawn(ring_size) {
         let forked = forked?;
         let mut ours = ours();
+        // The child first: dropped on an error below, it is killed and reaped.
+        let child = Child::new(&mut ours, forked.pid, Forker::Server(forked.generation))?;
         return Ok(Spawned {
-            child: Child::new(&mut ours, forked.pid, Forker::Server(forked.generation))?,
-            channel: Private::register(&mut ours, forked.channel),
+            link: forked.link.open(&mut ours)?,
+            child,
             board: forked.board,
         });
     }
@@ -212,18 +216,31 @@ pub(crate) fn spawn_worker() -> io::Result<Spawned> {
         ));
     };
     let board = SharedBoard::new()?;
-    let ours = ours();
-    // Every descriptor of every pool: a new worker closes them all. The lock
-    // is held across the fork, so that no other thread opens or closes one
-    // in between, and released in the worker.
+    let link = NewLink::new(ring_size)?;
+    let mut ours = ours();
+    let pool = link.pool.open(&mut ours)?;
+    // Every descriptor of every pool, this worker's side included: a new
+    // worker closes them all. The lock is held across the fork, so that no
+    // other thread opens or closes one in between, and released in the
+    // worker.
     let inherited: Vec<RawFd> = ours.clone();
-    let (pid, channel, ours) = process::fork_worker(&inherited, &board, body, Some(ours))?;
+    let (pid, ours) = process::fork_worker(&inherited, &board, body, Some(ours), link.worker)?;
     let mut ours = ours.expect("fork_worker gives the list back");
     Ok(Spawned {
         child: Child::new(&mut ours, pid, Forker::Program)?,
-        channel: Private::register(&mut ours, channel),
+        link: pool,
         board,
     })
+}
+
+/// A link for a worker thread of this process, with rings of `ring_size`
+/// bytes: the pool's side and the thread's.
+pub(crate) fn thread_link(ring_size: usize) -> io::Result<(PoolEnds, WorkerEnds)> {
+    let link = NewLink::new(ring_size)?;
+    let pool = link.pool.open(&mut ours())?;
+    link.worker.down.keep_from_children();
+    link.worker.up.keep_from_children();
+    Ok((pool, link.worker))
 }
 
 /// Starts the fork server now, unless it runs already; an error says why
@@ -255,12 +272,11 @@ pub(crate) fn monotonic_ns() -> u64 {
 pub(crate) struct Ready {
     /// Bytes to read, or the peer closed, or an error is pending: read to see.
     pub(crate) readable: bool,
-    /// Room to write.
-    pub(crate) writable: bool,
 }
 
 /// Waits until one of the descriptors is ready: each is watched for reading,
-/// and for writing too when its flag is set.
+/// and for writing too when its flag is set (what it found then is not
+/// said: try to write).
 pub(crate) fn poll(
     watched: &[(BorrowedFd<'_>, bool)],
     timeout: Option<Duration>,
@@ -290,7 +306,6 @@ pub(crate) fn poll(
             Ready {
                 readable: events
                     .intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
-                writable: events.intersects(PollFlags::POLLOUT | PollFlags::POLLERR),
             }
         })
         .collect())

@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,22 +15,23 @@ use nix::unistd::{self, ForkResult, Pid};
 
 use super::Death;
 use crate::platform::board::Board;
+use crate::platform::link::WorkerEnds;
 
 /// The locked list of a process's pool descriptors (`platform::OURS`).
 pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
 
-/// What a worker runs: it serves its end of the channel and returns the
+/// What a worker runs: it serves its side of its link and returns the
 /// process's exit code.
-pub(crate) type WorkerBody = fn(&UnixStream, &Board) -> i32;
+pub(crate) type WorkerBody = fn(WorkerEnds, &Board) -> i32;
 
-/// Forks a worker that runs `body` on its end of a new channel, posting on
-/// `board`, then exits with the code `body` returns. The worker first closes
-/// the descriptors in `close`, which are not its own, and, when `held` is
-/// given, empties and drops it: the list of the forking process's pool
-/// descriptors (all among `close`), which the caller holds locked across
-/// the fork and which the worker would otherwise keep locked for good (its
-/// copy of the lock is the caller's, in the state it had). Returns its pid,
-/// the parent's end of the channel, which is non-blocking, and `held` back.
+/// Forks a worker that runs `body` on `ends`, its side of a new link,
+/// posting on `board`, then exits with the code `body` returns; this
+/// process keeps none of `ends`. The worker first closes the descriptors in
+/// `close`, which are not its own, and, when `held` is given, empties and
+/// drops it: the list of the forking process's pool descriptors (all among
+/// `close`), which the caller holds locked across the fork and which the
+/// worker would otherwise keep locked for good (its copy of the lock is the
+/// caller's, in the state it had). Returns its pid, and `held` back.
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from a thread that lives as long as the worker should.
@@ -40,9 +40,8 @@ pub(super) fn fork_worker(
     board: &Board,
     body: WorkerBody,
     held: Option<Ours>,
-) -> io::Result<(Pid, UnixStream, Option<Ours>)> {
-    let (parent_end, child_end) = UnixStream::pair()?;
-    parent_end.set_nonblocking(true)?;
+    ends: WorkerEnds,
+) -> io::Result<(Pid, Option<Ours>)> {
     flush_standard_streams();
     let parent = unistd::getpid();
     // SAFETY: `fork` is sound to call; what needs care is what the child does
@@ -63,11 +62,11 @@ pub(super) fn fork_worker(
             if let Some(mut ours) = held {
                 ours.clear();
             }
-            worker_main(parent, close, parent_end, child_end, board, body)
+            worker_main(parent, close, ends, board, body)
         }
         ForkResult::Parent { child } => {
-            drop(child_end);
-            Ok((child, parent_end, held))
+            drop(ends);
+            Ok((child, held))
         }
     }
 }
@@ -76,8 +75,7 @@ pub(super) fn fork_worker(
 fn worker_main(
     parent: Pid,
     close: &[RawFd],
-    parent_end: UnixStream,
-    child_end: UnixStream,
+    ends: WorkerEnds,
     board: &Board,
     body: WorkerBody,
 ) -> ! {
@@ -89,18 +87,17 @@ fn worker_main(
     let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     for &fd in close {
         // Closing by number: these belong to the forking process (its other
-        // channels, the fork server's control socket), owned by values that
+        // links, the fork server's control socket), owned by values that
         // this process will never drop, so nothing else closes or reuses
         // them here.
         let _ = unistd::close(fd);
     }
-    drop(parent_end);
     let armed = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
     let code = if !armed || unistd::getppid() != parent {
         // The parent is already gone (or cannot be watched): do no work.
         1
     } else {
-        std::panic::catch_unwind(move || body(&child_end, board)).unwrap_or(101)
+        std::panic::catch_unwind(move || body(ends, board)).unwrap_or(101)
     };
     exit(code)
 }

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::libc;
 use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::mman::{madvise, mmap, munmap, MapFlags, MmapAdvise, ProtFlags};
 use nix::sys::stat::fstat;
 use nix::unistd::ftruncate;
 
@@ -142,7 +142,8 @@ pub(crate) enum RingError {
     TooLarge { len: usize, max: usize },
     /// The shared header or a record does not check out: the peer wrote
     /// nonsense (or memory that is not its own). Nothing more can be
-    /// trusted from this ring; [`Ring::reset`] it or make a new one.
+    /// trusted from this ring: its worker is ended, and the next one gets a
+    /// new ring.
     #[error("the ring's shared memory is corrupt: {0}")]
     Corrupt(&'static str),
 }
@@ -287,11 +288,27 @@ impl Ring {
         (self.capacity / 2 - WORD) as usize
     }
 
-    /// Empties the ring for a new pair of processes: both counters and
-    /// both wake-up words back to zero. Only when no other process maps it
-    /// any more (its peer has died and been reaped): a peer still running
-    /// keeps its own counters, which no longer match.
-    pub(crate) fn reset(&mut self) {
+    /// Leaves the ring out of the processes this one forks from now on
+    /// (`MADV_DONTFORK`): a worker forked by the pool's own process must not
+    /// map its siblings' rings. Best effort: a kernel that refuses leaves
+    /// the mapping inherited, as any other memory.
+    pub(crate) fn keep_from_children(&self) {
+        // SAFETY: the advice applies to this ring's own mapping, which is
+        // mapped for as long as `self` lives; MADV_DONTFORK changes only
+        // what a later fork copies, not this process's view of the memory.
+        let _ = unsafe {
+            madvise(
+                self.mapping.start.cast(),
+                self.mapping.len.get(),
+                MmapAdvise::MADV_DONTFORK,
+            )
+        };
+    }
+
+    /// Empties the ring: both counters and both wake-up words back to zero
+    /// (for the tests, which reuse a ring; a worker gets a new one).
+    #[cfg(test)]
+    fn reset(&mut self) {
         let header = self.mapping.header();
         header.head.0.store(0, Ordering::Relaxed);
         header.tail.0.store(0, Ordering::Relaxed);
@@ -498,6 +515,13 @@ impl Ring {
             end: at.wrapping_add(record),
             ring: self,
         }))
+    }
+
+    /// Whether a message (or something the next [`read`](Ring::read) will
+    /// find corrupt) is there to read, without consuming it.
+    pub(crate) fn has_message(&self) -> bool {
+        self.seen_head != self.consumed
+            || self.mapping.header().head.0.load(Ordering::Relaxed) != self.consumed
     }
 
     /// Waits until a message is there to read: spins for up to `spin` (less
@@ -795,6 +819,9 @@ fn wait_until(
         if spin_end.is_some_and(|spin_end| Instant::now() >= spin_end) {
             break;
         }
+        // The core goes to whoever else is ready to run there (on a machine
+        // with fewer cores than busy threads, the peer this side waits for).
+        std::thread::yield_now();
     }
     let waited = loop {
         // Read the word before announcing: a ring after this changes it,

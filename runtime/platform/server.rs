@@ -14,9 +14,10 @@
 //! they are when a program starts.
 //!
 //! The program talks to the server over a sequenced-packet socket, one
-//! request and one reply at a time: *spawn* (the reply carries the new
-//! worker's pid, and the parent's end of its channel and its board's memory
-//! file as passed descriptors, or the error that stopped the fork) and
+//! request and one reply at a time: *spawn* (the request says how large the
+//! worker's rings are; the reply carries the new worker's pid, and its
+//! board's memory file and the pool's side of its link as passed
+//! descriptors, or the error that stopped the fork) and
 //! *reap* (the reply says how the worker ended). Workers are the server's
 //! children, so only it can reap them; the program can still kill them. The
 //! server ends when the program's end of the socket closes, which happens
@@ -28,7 +29,6 @@
 use std::ffi::OsStr;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +44,7 @@ use nix::sys::socket::{
 };
 use nix::unistd::{self, Pid};
 
+use super::link::{NewLink, PoolFiles};
 use super::process::{self, WorkerBody};
 use super::{code, rust_runtime, Death, SharedBoard};
 
@@ -109,11 +110,11 @@ const HELLO: [u8; 4] = *b"fkm1";
 /// Every request and reply is this long.
 type Message = [u8; 16];
 
-/// A worker the server forked: its pid, the parent's end of its channel
-/// (non-blocking), its board, and the server it came from.
+/// A worker the server forked: its pid, the pool's side of its link, its
+/// board, and the server it came from.
 pub(crate) struct Forked {
     pub(crate) pid: Pid,
-    pub(crate) channel: UnixStream,
+    pub(crate) link: PoolFiles,
     pub(crate) board: SharedBoard,
     pub(crate) generation: u64,
 }
@@ -186,18 +187,18 @@ fn warn_unavailable(error: &io::Error) {
     );
 }
 
-/// Asks the fork server for a worker, starting the server if it is not
+/// Asks the fork server for a worker with rings of `ring_size` bytes, starting the server if it is not
 /// running, or a new one if it has died. `None` when no server can be
 /// started (the caller forks the worker itself); an error when the server
 /// could not fork (the server lives on).
-pub(crate) fn spawn() -> Option<io::Result<Forked>> {
+pub(crate) fn spawn(ring_size: usize) -> Option<io::Result<Forked>> {
     let mut state = state();
     for _ in 0..2 {
         let server = match current(&mut state) {
             Ok(server) => server?,
             Err(e) => return Some(Err(e)),
         };
-        match request_spawn(server) {
+        match request_spawn(server, ring_size) {
             Ok(Ok(forked)) => return Some(Ok(forked)),
             Ok(Err(refused)) => return Some(Err(refused)),
             // The server is gone: reap it, and start another.
@@ -215,18 +216,20 @@ pub(crate) fn spawn() -> Option<io::Result<Forked>> {
 
 /// One spawn request: `Err` when the server could not be reached, `Ok(Err)`
 /// when it could not fork.
-fn request_spawn(server: &Server) -> io::Result<io::Result<Forked>> {
+fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<Forked>> {
     let mut request = [0; 16];
     request[0] = SPAWN;
-    let (reply, mut fds) = exchange(&server.control, &request)?;
+    request[8..].copy_from_slice(&(ring_size as u64).to_le_bytes());
+    let (reply, fds) = exchange(&server.control, &request)?;
     let pid = i32::from_le_bytes(reply[..4].try_into().expect("four bytes"));
     if pid <= 0 {
         return Ok(Err(io::Error::from_raw_os_error(-pid)));
     }
     let pid = Pid::from_raw(pid);
-    // Two descriptors come with a worker; without them (this process is out
-    // of descriptors: the kernel drops what does not fit), it is of no use.
-    let (Some(file), Some(channel), None) = (fds.pop(), fds.pop(), fds.pop()) else {
+    // Five descriptors come with a worker; without them all (this process
+    // is out of descriptors: the kernel drops what does not fit), it is of
+    // no use.
+    let Ok([file, socket, down, up, bell]) = <[OwnedFd; 5]>::try_from(fds) else {
         reap_from(server, pid, true);
         return Ok(Err(io::Error::other(
             "a worker came without its descriptors (is this process out of descriptors?)",
@@ -241,7 +244,7 @@ fn request_spawn(server: &Server) -> io::Result<io::Result<Forked>> {
     };
     Ok(Ok(Forked {
         pid,
-        channel: UnixStream::from(channel),
+        link: PoolFiles::from_fds([socket, down, up, bell]),
         board,
         generation: server.generation,
     }))
@@ -405,11 +408,12 @@ fn serve(control: &OwnedFd) -> i32 {
             _ => return 0,
         };
         let sent = match request[0] {
-            SPAWN => match fork_for_parent(control, body) {
-                Ok((pid, channel, file)) => {
+            SPAWN => match fork_for_parent(control, body, ring_size(&request)) {
+                Ok((pid, link, file)) => {
                     let mut reply = [0; 16];
                     reply[..4].copy_from_slice(&pid.as_raw().to_le_bytes());
-                    let fds = [channel.as_raw_fd(), file.as_raw_fd()];
+                    let [socket, down, up, bell] = link.raw_fds();
+                    let fds = [file.as_raw_fd(), socket, down, up, bell];
                     send(control.as_raw_fd(), &reply, &fds)
                 }
                 // The program learns why; the server serves on.
@@ -433,13 +437,33 @@ fn serve(control: &OwnedFd) -> i32 {
     }
 }
 
-/// Forks a worker for the program: its pid, the program's end of its
-/// channel, and its board's memory file. The server keeps none of them.
-fn fork_for_parent(control: &OwnedFd, body: WorkerBody) -> io::Result<(Pid, UnixStream, OwnedFd)> {
+/// The ring size a spawn request asks for.
+fn ring_size(request: &Message) -> usize {
+    let size = u64::from_le_bytes(request[8..].try_into().expect("eight bytes"));
+    usize::try_from(size).unwrap_or(usize::MAX)
+}
+
+/// Forks a worker with rings of `ring_size` bytes for the program: its
+/// pid, the pool's side of its link, and its board's memory file. The
+/// server keeps none of them once it has sent them.
+fn fork_for_parent(
+    control: &OwnedFd,
+    body: WorkerBody,
+    ring_size: usize,
+) -> io::Result<(Pid, PoolFiles, OwnedFd)> {
+    let link = NewLink::new(ring_size)?;
     let (board, file) = SharedBoard::create_file()?;
-    let close = [control.as_raw_fd(), file.as_raw_fd()];
-    let (pid, channel, _) = process::fork_worker(&close, &board, body, None)?;
-    Ok((pid, channel, file))
+    let [socket, down, up, bell] = link.pool.raw_fds();
+    let close = [
+        control.as_raw_fd(),
+        file.as_raw_fd(),
+        socket,
+        down,
+        up,
+        bell,
+    ];
+    let (pid, _) = process::fork_worker(&close, &board, body, None, link.worker)?;
+    Ok((pid, link.pool, file))
 }
 
 /// Sends a request and waits for its reply and the descriptors it carries.
@@ -469,7 +493,7 @@ fn send(socket: RawFd, message: &Message, fds: &[RawFd]) -> io::Result<()> {
 /// `nix`'s `recvmsg` reports as an error, losing the ones it did install).
 fn receive(socket: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
     let mut message = [0u8; 16];
-    // Room for the two descriptors a reply carries, aligned for `cmsghdr`.
+    // Room for the five descriptors a reply carries, aligned for `cmsghdr`.
     let mut control = [0u64; 8];
     let mut iov = libc::iovec {
         iov_base: message.as_mut_ptr().cast(),

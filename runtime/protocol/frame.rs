@@ -200,7 +200,6 @@ impl Received {
 
     /// A frame's body, which came without its length prefix (as a message
     /// of its own).
-    #[cfg(feature = "mpi")]
     pub(crate) fn from_body(bytes: Vec<u8>) -> Self {
         let end = bytes.len();
         Received {
@@ -241,6 +240,11 @@ impl Inbox {
             start: 0,
             end: 0,
         }
+    }
+
+    /// Whether it holds no byte of a frame.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
     }
 
     /// Reads once from a non-blocking source.

@@ -66,6 +66,8 @@ pub(crate) enum ToRank {
         workers: Option<u32>,
         max_tasks: Option<u64>,
         memory_limit: Option<u64>,
+        /// The size of each of a worker's rings.
+        ring_size: u64,
         /// The initializer's `Init` frame.
         init: Option<Vec<u8>>,
     },

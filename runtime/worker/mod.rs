@@ -7,9 +7,13 @@ mod pacer;
 
 use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use crate::platform;
+use crate::platform::bell::Bell;
 use crate::platform::board::{Board, Doing, INITIALIZER};
+use crate::platform::link::{self, WorkerEnds};
+use crate::platform::ring::{Ring, Waited};
 use crate::protocol::batch::{Batch, BatchWriter};
 use crate::protocol::entry;
 use crate::protocol::frame::{self, FrameError, ReplyFrame};
@@ -46,21 +50,109 @@ struct Current {
 #[linkme::distributed_slice(platform::WORKER_BODY)]
 static WORKER_BODY: platform::WorkerBody = run;
 
-/// Serves the parent until it closes the channel; returns the exit code.
-pub(crate) fn run(channel: &UnixStream, board: &Board) -> i32 {
-    let mut reader = BufReader::with_capacity(64 * 1024, channel);
-    let mut writer = channel;
+/// How long a worker with nothing to do spins before it sleeps.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// How often a worker that sleeps, waiting for the pool, looks whether the
+/// pool is still there (a pool that ends tells it at once; one that cannot,
+/// because its worker's ring was full, is found gone this way).
+const LOOK_FOR_POOL: Duration = Duration::from_secs(1);
+
+/// Serves the pool until it ends the link; returns the exit code.
+pub(crate) fn run(ends: WorkerEnds, board: &Board) -> i32 {
+    let WorkerEnds {
+        socket,
+        mut down,
+        up,
+        bell,
+    } = ends;
+    let mut replies = Replies {
+        up,
+        socket: &socket,
+        bell,
+        board,
+    };
+    let mut send = |reply: &[u8]| replies.send(reply);
+    let mut reader = BufReader::with_capacity(64 * 1024, &socket);
+    let mut bulk = Vec::new();
     let mut session = Session::new(true);
-    let mut input = Vec::new();
-    let mut send = |reply: &[u8]| writer.write_all(reply);
     loop {
-        match frame::read_blocking(&mut reader, &mut input) {
-            Ok(true) => {}
-            Ok(false) => return 0,
-            Err(_) => return 2,
+        if !down.has_message() {
+            let deadline = Instant::now() + LOOK_FOR_POOL;
+            if down.wait_readable(SPIN, Some(deadline)) == Waited::TimedOut
+                && link::peer_closed(&socket)
+            {
+                return 0;
+            }
+            continue;
         }
-        if session.handle(&input, board, &mut send).is_err() {
+        // Frames are read in place: the pool is trusted not to write a
+        // message it has committed.
+        let handled = match down.read() {
+            // The next frame comes through the socket.
+            Ok(Some(message)) if message.is_empty() => {
+                drop(message);
+                match frame::read_blocking(&mut reader, &mut bulk) {
+                    Ok(true) => session.handle(&bulk, board, &mut send),
+                    // The pool has ended the link.
+                    Ok(false) => return 0,
+                    Err(_) => return 2,
+                }
+            }
+            Ok(Some(message)) => session.handle(&message, board, &mut send),
+            Ok(None) => continue,
+            Err(_) => return 2,
+        };
+        if handled.is_err() {
             return 2;
+        }
+    }
+}
+
+/// Where a worker's replies go: its ring to the pool, or the socket for a
+/// reply too large for the ring; then the bell, if the dispatcher sleeps.
+struct Replies<'a> {
+    up: Ring,
+    socket: &'a UnixStream,
+    bell: Bell,
+    board: &'a Board,
+}
+
+impl Replies<'_> {
+    /// Sends a frame (length prefix and body).
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let body = frame.get(4..).unwrap_or_default();
+        if !body.is_empty() && body.len() <= self.up.max_message() {
+            self.put(body)?;
+        } else {
+            // The empty message first: the pool reads the socket when it
+            // finds it.
+            self.put(&[])?;
+            let mut socket = self.socket;
+            socket.write_all(frame)?;
+        }
+        if self.board.dispatcher_sleeps() {
+            self.bell.ring();
+        }
+        Ok(())
+    }
+
+    /// Writes one message to the ring, waiting while it is full.
+    fn put(&mut self, message: &[u8]) -> io::Result<()> {
+        loop {
+            if self.up.try_write(message).map_err(io::Error::other)? {
+                return Ok(());
+            }
+            // The pool empties the ring as it reads; it reads when it wakes.
+            if self.board.dispatcher_sleeps() {
+                self.bell.ring();
+            }
+            let deadline = Instant::now() + LOOK_FOR_POOL;
+            if self.up.wait_writable(message.len(), SPIN, Some(deadline)) == Waited::TimedOut
+                && link::peer_closed(self.socket)
+            {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
         }
     }
 }
