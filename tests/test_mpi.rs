@@ -102,15 +102,16 @@ mod on_mpi {
         std::env::current_exe().unwrap().display().to_string()
     }
 
-    /// The binary of an example built beside this test (`cargo test` builds
-    /// the examples).
+    /// The binary of an example built beside this test, with the `mpi`
+    /// feature (`cargo build --features mpi --example NAME`: `cargo test
+    /// --test test_mpi` does not build the examples).
     fn example(name: &str) -> String {
         let deps = std::env::current_exe().unwrap();
         let profile = deps.parent().unwrap().parent().unwrap();
         let path = profile.join("examples").join(name);
         assert!(
             path.exists(),
-            "{} is missing: cargo test builds the examples",
+            "{} is missing: build it with `cargo build --features mpi --example {name}`",
             path.display()
         );
         path.display().to_string()
