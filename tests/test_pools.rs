@@ -234,7 +234,7 @@ fn apply_async_handles_resolve_in_any_order<P: Pool>(pool: &P) {
 }
 
 fn apply_async_becomes_ready<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(slow_increment, (41,));
+    let handle = pool.apply_async(slow_increment, (41,));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !handle.wait_timeout(Duration::from_millis(10)) {
         assert!(Instant::now() < deadline, "not ready after 10 s");
@@ -366,7 +366,7 @@ fn close_lets_work_already_handed_over_finish<P: Pool>(pool: &P) {
 }
 
 fn join_waits_for_work_handed_over<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(slow_increment, (41,));
+    let handle = pool.apply_async(slow_increment, (41,));
     pool.join();
     assert!(handle.is_ready(), "join returned before the task had run");
     assert_eq!(handle.get().unwrap(), 42);
@@ -424,7 +424,7 @@ fn terminate_ends_an_imap_in_progress<P: Pool>(pool: &P) {
 /// Only for pools that run work apart from the caller (a serial pool has
 /// finished `apply_async` by the time it returns).
 fn a_handle_is_not_ready_before_its_task_ends<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(sleep_one_second, (9,));
+    let handle = pool.apply_async(sleep_one_second, (9,));
     assert!(!handle.is_ready(), "ready at once");
     assert!(
         !handle.wait_timeout(Duration::from_millis(100)),

@@ -24,7 +24,7 @@ use crate::protocol::frame;
 use crate::protocol::message::{Failure, ToWorker};
 use crate::protocol::task::Task;
 
-pub(crate) use results::{Results, Wait};
+pub(crate) use results::Results;
 
 /// Numbers calls uniquely within the process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(0);

@@ -2,7 +2,7 @@
 //! dispatcher, put in input order, and decoded on demand.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,13 +47,6 @@ pub(crate) struct Results {
 
 /// How long a caller waiting for one result looks for it before sleeping.
 const EAGER_WAIT: Duration = Duration::from_micros(200);
-
-/// How long [`Results::pump`] may block.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    No,
-    Until(Instant),
-}
 
 impl Results {
     /// The results of call `id` of `function`, coming on `replies` through
@@ -246,9 +239,9 @@ impl Results {
         self.replies.recv().map_err(|_| TryRecvError::Disconnected)
     }
 
-    /// Takes in the replies that have come, waiting as `wait` allows;
-    /// true once every reply is in.
-    pub(crate) fn pump(&mut self, wait: Wait) -> bool {
+    /// Takes in the replies that have come, without waiting; true once
+    /// every reply is in.
+    pub(crate) fn pump(&mut self) -> bool {
         if self
             .link
             .as_ref()
@@ -258,28 +251,19 @@ impl Results {
             return true;
         }
         while !self.open.is_empty() {
-            let received = match wait {
-                Wait::No => self
-                    .replies
-                    .try_recv()
-                    .map_err(|e| e == TryRecvError::Empty),
-                Wait::Until(deadline) => self
-                    .replies
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .map_err(|e| e == RecvTimeoutError::Timeout),
-            };
-            match received {
+            match self.replies.try_recv() {
                 Ok(reply) => self.take_in(reply),
-                Err(true) => return false,
+                Err(TryRecvError::Empty) => return false,
                 // Gone: decoding will say the pool closed.
-                Err(false) => return true,
+                Err(TryRecvError::Disconnected) => return true,
             }
         }
         true
     }
 
-    /// Where a future waiting for this call leaves its waker.
-    pub(crate) fn waker(&self) -> &WakerSlot {
+    /// Where replies to this call are announced: a future leaves its waker
+    /// there, and a thread waiting for the call sleeps on it.
+    pub(crate) fn waker(&self) -> &Arc<WakerSlot> {
         &self.waker
     }
 
