@@ -294,6 +294,48 @@ fn a_panic_fails_its_item_only<P: Pool>(pool: &P) {
     assert_eq!(pool.map(panics_at_seven, 0..5u64).unwrap(), [0, 1, 2, 3, 4]);
 }
 
+fn map_results_gives_every_items_own_result<P: Pool>(pool: &P) {
+    let err = pool.map(panics_at_seven, 0..20u64).unwrap_err();
+    assert!(err.to_string().contains("map_results"), "{err}");
+
+    let results = pool.map_results(panics_at_seven, 0..20u64).unwrap();
+    assert_eq!(results.len(), 20);
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            7 => assert!(
+                result
+                    .as_ref()
+                    .is_err_and(|e| e.is_panic() && e.index() == Some(7)),
+                "item 7: {}",
+                describe(result)
+            ),
+            _ => assert_eq!(result.as_ref().ok(), Some(&(i as u64)), "item {i}"),
+        }
+    }
+
+    let results = pool
+        .starmap_results(pow, [(2, 3), (3, 2)].into_iter().chain([(2, 70)]))
+        .unwrap();
+    assert_eq!(results[0].as_ref().ok(), Some(&8));
+    assert_eq!(results[1].as_ref().ok(), Some(&9));
+    // 2^70 overflows: a debug build panics, a release build wraps to 0.
+    assert!(
+        results[2].as_ref().is_err_and(Error::is_panic) || results[2].as_ref().ok() == Some(&0)
+    );
+
+    let none: Vec<Result<u64, Error>> = pool.map_results(square, Vec::<u64>::new()).unwrap();
+    assert!(none.is_empty());
+    // An input of unknown length, read as results come back.
+    let unknown = pool
+        .map_results(panics_at_seven, (0..10u64).filter(|x| x % 2 == 1))
+        .unwrap();
+    let errors: Vec<_> = unknown
+        .iter()
+        .filter_map(|r| r.as_ref().err()?.index())
+        .collect();
+    assert_eq!((unknown.len(), errors), (5, vec![3]));
+}
+
 fn a_remote_factory_runs<P: Pool>(pool: &P) {
     assert_eq!(
         pool.map(offset(100), 0..5).unwrap(),
@@ -325,6 +367,8 @@ fn after_close_every_call_is_refused<P: Pool>(pool: &P) {
     assert!(is_closed(&starmap), "starmap: {}", describe(&starmap));
     let apply = pool.apply(pow, (1, 1));
     assert!(is_closed(&apply), "apply: {}", describe(&apply));
+    let each = pool.map_results(square, 0..3u64);
+    assert!(is_closed(&each), "map_results: {}", describe(&each));
     let apply_async = pool.apply_async(pow, (1, 1)).get();
     assert!(
         is_closed(&apply_async),
@@ -496,6 +540,7 @@ macro_rules! pool_suite {
                 apply_async_handles_resolve_in_any_order,
                 apply_async_becomes_ready,
                 a_panic_fails_its_item_only,
+                map_results_gives_every_items_own_result,
                 a_remote_factory_runs,
                 after_close_every_call_is_refused,
                 close_lets_work_already_handed_over_finish,

@@ -102,6 +102,73 @@ pub trait Pool: Sealed {
             .collect()
     }
 
+    /// Calls `f` on every item, as [`map`](Pool::map) does, and returns
+    /// every item's own result in input order: the values of the items that
+    /// succeeded and the errors of those that failed, where `map` keeps only
+    /// the first error ([`Error::Incomplete`]).
+    ///
+    /// The outer `Err` is for the call as a whole: the pool was closed or
+    /// terminated ([`Error::Closed`]), or no worker could start
+    /// ([`Error::Spawn`]).
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn checked(x: u64) -> u64 {
+    ///     assert!(x % 3 != 0, "{x} is a multiple of three");
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let results = pool.map_results(checked, 1..=6)?;
+    /// let values: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    /// assert_eq!(values, [1, 2, 4, 5]);
+    /// let failed: Vec<usize> = results.iter().filter_map(|r| r.as_ref().err()?.index()).collect();
+    /// assert_eq!(failed, [2, 5]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn map_results<F, A, I>(&self, f: F, items: I) -> Result<Vec<Result<F::Output, Error>>, Error>
+    where
+        F: Task<(A,)>,
+        I: IntoIterator<Item = A>,
+        A: Serialize,
+    {
+        self.starmap_results(f, items.into_iter().map(|item| (item,)))
+    }
+
+    /// Calls `f` on every tuple of arguments, as [`starmap`](Pool::starmap)
+    /// does, and returns every item's own result in input order, as
+    /// [`map_results`](Pool::map_results) does.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn divide(a: u64, b: u64) -> u64 {
+    ///     a / b
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let results = pool.starmap_results(divide, [(6, 3), (1, 0), (8, 2)])?;
+    /// assert_eq!(results[0].as_ref().ok(), Some(&2));
+    /// assert!(results[1].as_ref().unwrap_err().is_panic());
+    /// assert_eq!(results[2].as_ref().ok(), Some(&4));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn starmap_results<F, Args, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> Result<Vec<Result<F::Output, Error>>, Error>
+    where
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+        Args: Serialize,
+    {
+        self.engine()
+            .start_call(&f, items.into_iter(), self.timeout())?
+            .collect_each()
+    }
+
     /// Calls `f` on every item lazily: an iterator of results in input
     /// order, each `Ok` or the item's error.
     ///
@@ -342,6 +409,38 @@ macro_rules! inherent_calls {
                 Args: serde::Serialize,
             {
                 $crate::Pool::starmap(self, f, items)
+            }
+
+            /// Every item's own result, in input order:
+            /// [`Pool::map_results`](crate::Pool::map_results).
+            #[allow(clippy::type_complexity)]
+            pub fn map_results<F, A, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> Result<Vec<Result<F::Output, $crate::Error>>, $crate::Error>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+                A: serde::Serialize,
+            {
+                $crate::Pool::map_results(self, f, items)
+            }
+
+            /// Every tuple's own result, in input order:
+            /// [`Pool::starmap_results`](crate::Pool::starmap_results).
+            #[allow(clippy::type_complexity)]
+            pub fn starmap_results<F, Args, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> Result<Vec<Result<F::Output, $crate::Error>>, $crate::Error>
+            where
+                F: $crate::Task<Args>,
+                I: IntoIterator<Item = Args>,
+                Args: serde::Serialize,
+            {
+                $crate::Pool::starmap_results(self, f, items)
             }
 
             /// Lazy results in input order: [`Pool::imap`](crate::Pool::imap).

@@ -125,6 +125,14 @@ impl<'a> Running<'a> {
         self.results.collect_from(Some(&mut self.source))
     }
 
+    /// Every item's own result in input order, reading the input as results
+    /// come back; `Err` only when the call as a whole failed.
+    pub(crate) fn collect_each<O: DeserializeOwned>(
+        mut self,
+    ) -> Result<Vec<Result<O, Error>>, Error> {
+        self.results.collect_each_from(Some(&mut self.source))
+    }
+
     /// The next result in input order.
     pub(crate) fn next_ordered<O: DeserializeOwned>(&mut self) -> Option<Result<O, Error>> {
         self.results.next_ordered(Some(&mut self.source))

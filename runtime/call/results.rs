@@ -170,6 +170,26 @@ impl Results {
         tally.finish()
     }
 
+    /// Every item's own result in input order, topping the input up from
+    /// `source`; `Err` only when the call as a whole failed (the pool closed,
+    /// no worker could start).
+    pub(super) fn collect_each_from<O: DeserializeOwned>(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Result<Vec<Result<O, Error>>, Error> {
+        let mut each = Vec::with_capacity(self.expected);
+        while let Some(reply) = self.next_reply_ordered(source.as_deref_mut()) {
+            let mut decoding = Decoding::new(reply?);
+            while let Some((_, result)) = decoding.next::<O>(self.function) {
+                match result {
+                    Err(spawn @ Error::Spawn(_)) => return Err(spawn),
+                    result => each.push(result),
+                }
+            }
+        }
+        Ok(each)
+    }
+
     /// The one result of a call of one item.
     pub(crate) fn single<O: DeserializeOwned>(mut self) -> Result<O, Error> {
         self.eager = true;
