@@ -83,6 +83,16 @@ compile_error!(
      prctl, memfd and /proc"
 );
 
+/// A [`tracing`](https://docs.rs/tracing) event with the `tracing` feature
+/// (`event!(warn, parent: &span, field = value, "message")`); without it,
+/// nothing at all: its arguments are not even compiled.
+macro_rules! event {
+    ($level:ident, $($rest:tt)*) => {{
+        #[cfg(feature = "tracing")]
+        ::tracing::$level!($($rest)*);
+    }};
+}
+
 mod api;
 mod backend;
 mod call;
@@ -102,13 +112,21 @@ pub use api::init::init;
 #[cfg(feature = "mpi")]
 pub use api::mpi_pool::MpiPool;
 pub use api::pool::Pool;
-pub use api::process_pool::{ProcessPool, WithTimeout};
+pub use api::process_pool::ProcessPool;
 pub use api::serial_pool::SerialPool;
 pub use api::stream::{Imap, ImapUnordered};
 pub use api::thread_pool::ThreadPool;
+pub use api::view::Configured;
 pub use error::{Error, PanicReport};
 pub use platform::Death;
 pub use protocol::task::{CallWith, Task};
+
+/// The [`indicatif`](https://docs.rs/indicatif) crate forkmap draws its
+/// progress bars with, for [`Pool::with_progress`]'s bar: the same version
+/// as forkmap's.
+#[cfg(feature = "progress")]
+#[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+pub use indicatif;
 
 /// Marks a factory function whose closure can run in worker processes.
 ///

@@ -2,9 +2,10 @@
 
 use serde::Serialize;
 
-use crate::api::engine::Engine;
+use crate::api::engine::{Engine, Overrides, Shape};
 use crate::api::handle::AsyncResult;
 use crate::api::stream::{Imap, ImapUnordered};
+use crate::api::view::Configured;
 use crate::call::Results;
 use crate::error::Error;
 use crate::protocol::task::Task;
@@ -16,9 +17,11 @@ mod sealed {
     pub trait Sealed {
         fn engine(&self) -> &super::Engine;
 
-        /// The longest each item of this pool's calls may run.
-        fn timeout(&self) -> Option<std::time::Duration> {
-            self.engine().timeout()
+        /// What the calls made through this pool change of the pool's
+        /// options: nothing, but for a [`Configured`](crate::Configured)
+        /// pool.
+        fn overrides(&self) -> super::Overrides {
+            super::Overrides::default()
         }
     }
 }
@@ -54,6 +57,84 @@ pub trait Pool: Sealed {
     /// The number of workers.
     fn workers(&self) -> usize {
         self.engine().worker_count()
+    }
+
+    /// This pool, for the calls made through the value returned, with
+    /// chunks of `items` items: Python's `chunksize` argument of `map`.
+    /// Calls through it share the pool's workers; its other options chain
+    /// (`pool.with_chunk_size(1).with_progress(bar)`). Zero items make
+    /// every call fail with [`Error::Config`].
+    ///
+    /// Small chunks spread slow, uneven items over the workers; large ones
+    /// pay for fewer messages when items are quick. By default the size
+    /// adapts ([`Builder::chunk_size`](crate::Builder::chunk_size)).
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let one_by_one = pool.with_chunk_size(1);
+    /// assert_eq!(one_by_one.map(|x: u64| x + 1, 0..4)?, [1, 2, 3, 4]);
+    /// assert_eq!(one_by_one.workers(), 2);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn with_chunk_size(&self, items: usize) -> Configured<'_, Self>
+    where
+        Self: Sized,
+    {
+        Configured::new(self).with_chunk_size(items)
+    }
+
+    /// This pool, for the calls made through the value returned, counting
+    /// their items on `bar`, an [`indicatif`] progress bar that the caller
+    /// owns and styles: each result that comes back moves it by one, and
+    /// once an item has failed its message says how many of the items of
+    /// the calls made through the view did (`"2 failed"`). A bar with no
+    /// length is given the call's, when the input's length is known.
+    /// Finishing the bar is the caller's.
+    ///
+    /// ```
+    /// use forkmap::indicatif::{ProgressBar, ProgressDrawTarget};
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn checked(x: u64) -> u64 {
+    ///     assert!(x != 7, "seven");
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// // A hidden bar here; `ProgressBar::new(100)` draws on stderr.
+    /// let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::hidden());
+    /// let results = pool.with_progress(bar.clone()).map_results(checked, 0..100)?;
+    /// bar.finish();
+    /// assert_eq!((bar.position(), bar.message()), (100, "1 failed".to_string()));
+    /// assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    ///
+    /// `imap`'s iterator also works with
+    /// [`indicatif::ProgressIterator`] as it is, which counts the results as
+    /// they are read rather than as they come back:
+    ///
+    /// ```
+    /// use forkmap::indicatif::ProgressIterator;
+    /// use forkmap::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let squares: Vec<u64> = pool
+    ///     .imap(|x: u64| x * x, 0..100)
+    ///     .progress_count(100)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(squares[9], 81);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+    fn with_progress(&self, bar: indicatif::ProgressBar) -> Configured<'_, Self>
+    where
+        Self: Sized,
+    {
+        Configured::new(self).with_progress(bar)
     }
 
     /// Calls `f` on every item and returns the results in input order.
@@ -98,7 +179,7 @@ pub trait Pool: Sealed {
         Args: Serialize,
     {
         self.engine()
-            .start_call(&f, items.into_iter(), self.timeout())?
+            .start_call(&f, items.into_iter(), self.overrides(), Shape::Many)?
             .collect()
     }
 
@@ -165,7 +246,7 @@ pub trait Pool: Sealed {
         Args: Serialize,
     {
         self.engine()
-            .start_call(&f, items.into_iter(), self.timeout())?
+            .start_call(&f, items.into_iter(), self.overrides(), Shape::Many)?
             .collect_each()
     }
 
@@ -197,7 +278,8 @@ pub trait Pool: Sealed {
         Imap::new(self.engine().start_call(
             &f,
             items.into_iter().map(|item| (item,)),
-            self.timeout(),
+            self.overrides(),
+            Shape::Many,
         ))
     }
 
@@ -225,7 +307,8 @@ pub trait Pool: Sealed {
         ImapUnordered::new(self.engine().start_call(
             &f,
             items.into_iter().map(|item| (item,)),
-            self.timeout(),
+            self.overrides(),
+            Shape::Many,
         ))
     }
 
@@ -270,9 +353,9 @@ pub trait Pool: Sealed {
         I: IntoIterator<Item = Args>,
         Args: Serialize,
     {
-        let started = self
-            .engine()
-            .start_call(&f, items.into_iter(), self.timeout());
+        let started =
+            self.engine()
+                .start_call(&f, items.into_iter(), self.overrides(), Shape::Many);
         AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
     }
 
@@ -319,9 +402,9 @@ pub trait Pool: Sealed {
         F: Task<Args>,
         Args: Serialize,
     {
-        let started = self
-            .engine()
-            .start_call(&f, std::iter::once(args), self.timeout());
+        let started =
+            self.engine()
+                .start_call(&f, std::iter::once(args), self.overrides(), Shape::One);
         AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
     }
 
@@ -381,7 +464,10 @@ pub trait Pool: Sealed {
 /// users need not import the trait.
 macro_rules! inherent_calls {
     ($pool:ty) => {
-        impl $pool {
+        inherent_calls!(impl[] $pool);
+    };
+    (impl[$($generics:tt)*] $pool:ty) => {
+        impl<$($generics)*> $pool {
             /// The number of workers: [`Pool::workers`](crate::Pool::workers).
             pub fn workers(&self) -> usize {
                 $crate::Pool::workers(self)
@@ -542,6 +628,27 @@ macro_rules! engine_pool {
         }
 
         impl $crate::Pool for $pool {}
+
+        impl $pool {
+            /// This pool with chunks of `items` items for the calls made
+            /// through the value returned:
+            /// [`Pool::with_chunk_size`](crate::Pool::with_chunk_size).
+            pub fn with_chunk_size(&self, items: usize) -> $crate::Configured<'_, $pool> {
+                $crate::Pool::with_chunk_size(self, items)
+            }
+
+            /// This pool, counting the items of the calls made through the
+            /// value returned on `bar`:
+            /// [`Pool::with_progress`](crate::Pool::with_progress).
+            #[cfg(feature = "progress")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+            pub fn with_progress(
+                &self,
+                bar: $crate::indicatif::ProgressBar,
+            ) -> $crate::Configured<'_, $pool> {
+                $crate::Pool::with_progress(self, bar)
+            }
+        }
 
         impl std::fmt::Debug for $pool {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

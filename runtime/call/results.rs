@@ -43,6 +43,9 @@ pub(crate) struct Results {
     /// run to its end instead of cancelling it.
     sealed: bool,
     closed: bool,
+    /// The call's progress bar, moved as replies come in.
+    #[cfg(feature = "progress")]
+    pub(super) progress: Option<crate::call::progress::Progress>,
 }
 
 /// How long a caller waiting for one result looks for it before sleeping.
@@ -72,6 +75,8 @@ impl Results {
             eager: false,
             sealed: false,
             closed: false,
+            #[cfg(feature = "progress")]
+            progress: None,
         }
     }
 
@@ -304,6 +309,10 @@ impl Results {
 
     /// Takes in a reply from the dispatcher, and counts its items as come.
     fn take_in(&mut self, reply: Reply) {
+        #[cfg(feature = "progress")]
+        if let Some(progress) = &mut self.progress {
+            progress.count(&reply);
+        }
         let first = reply.first();
         if let Some((&chunk, left)) = self.open.range_mut(..=first).next_back() {
             *left = left.saturating_sub(reply.count());
@@ -316,14 +325,16 @@ impl Results {
 
     /// Records items that failed without a worker's reply.
     pub(super) fn fail_here(&mut self, first: u64, count: u32, failure: Failure) {
-        self.arrived.insert(
+        let reply = Reply::Failed {
             first,
-            Reply::Failed {
-                first,
-                count,
-                failure,
-            },
-        );
+            count,
+            failure,
+        };
+        #[cfg(feature = "progress")]
+        if let Some(progress) = &mut self.progress {
+            progress.count(&reply);
+        }
+        self.arrived.insert(first, reply);
     }
 
     /// Tells the dispatcher to forget the call, once.

@@ -30,6 +30,9 @@ pub(crate) struct Call {
     /// `None` only while the call is dropped.
     replies: Option<Sender<Reply>>,
     waker: Arc<WakerSlot>,
+    /// The call's span: the dispatcher's events about the call are in it.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
 /// How a caller learns that replies came: a future leaves its waker here,
@@ -108,7 +111,8 @@ impl WakerSlot {
 
 impl Call {
     /// A call with its setup frame, the receiver of its replies, and the
-    /// slot a waiting future leaves its waker in.
+    /// slot a waiting future leaves its waker in. With the `tracing`
+    /// feature, the span current here is the call's.
     pub(crate) fn new(
         id: u64,
         timeout: Option<Duration>,
@@ -124,6 +128,8 @@ impl Call {
             setup: Arc::new(setup),
             replies: Some(replies),
             waker: Arc::clone(&waker),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
         };
         (Arc::new(call), receiver, waker)
     }
