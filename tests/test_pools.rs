@@ -336,6 +336,25 @@ fn map_results_gives_every_items_own_result<P: Pool>(pool: &P) {
     assert_eq!((unknown.len(), errors), (5, vec![3]));
 }
 
+fn with_chunk_size_sets_one_call_s_chunks<P: Pool>(pool: &P) {
+    let one_by_one = pool.with_chunk_size(1);
+    assert_eq!(one_by_one.map(square, 0..100u64).unwrap(), squares(100));
+    assert_eq!(one_by_one.workers(), pool.workers());
+    // A chunk of one item: the slow item 0 does not hold up the others,
+    // which every other worker runs meanwhile, and one item's result comes
+    // as soon as it is done.
+    let mut unordered = one_by_one.imap_unordered(slow_increment, 0..4u64);
+    let first = unordered.next().unwrap().unwrap();
+    assert_eq!(first.1, first.0 as u64 + 1);
+    assert_eq!(unordered.count(), 3);
+    let large = pool.with_chunk_size(1_000_000);
+    assert_eq!(large.map(square, 0..1000u64).unwrap(), squares(1000));
+    let zero = pool.with_chunk_size(0).map(square, 0..3u64);
+    assert!(matches!(zero, Err(Error::Config(_))), "{}", describe(&zero));
+    // The pool's own calls keep its options.
+    assert_eq!(pool.map(square, 0..3u64).unwrap(), [0, 1, 4]);
+}
+
 fn a_remote_factory_runs<P: Pool>(pool: &P) {
     assert_eq!(
         pool.map(offset(100), 0..5).unwrap(),
@@ -541,6 +560,7 @@ macro_rules! pool_suite {
                 apply_async_becomes_ready,
                 a_panic_fails_its_item_only,
                 map_results_gives_every_items_own_result,
+                with_chunk_size_sets_one_call_s_chunks,
                 a_remote_factory_runs,
                 after_close_every_call_is_refused,
                 close_lets_work_already_handed_over_finish,
