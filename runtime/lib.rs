@@ -76,6 +76,7 @@
 //! [pathos.multiprocessing]: https://pathos.readthedocs.io/
 
 #![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -110,6 +111,7 @@ pub use api::builder::Builder;
 pub use api::handle::AsyncResult;
 pub use api::init::init;
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub use api::mpi_pool::MpiPool;
 pub use api::pool::Pool;
 pub use api::process_pool::ProcessPool;

@@ -290,6 +290,7 @@ impl Builder<ThreadPool> {
 }
 
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 impl Builder<crate::MpiPool> {
     /// Kills the worker running an item that has run longer than `timeout`,
     /// on whichever rank: as [`Builder::<ProcessPool>::timeout`] does.

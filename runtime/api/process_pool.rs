@@ -15,7 +15,7 @@ use crate::error::Error;
 /// its items to them and gathers the results. A panic in a task comes back
 /// as an [`Error`] for that item, and a worker that dies is replaced; either
 /// way the pool keeps serving. Dropping the pool ends and reaps every worker.
-/// Its calls are those of the [`Pool`] trait.
+/// Its calls are those of the [`Pool`](crate::Pool) trait.
 ///
 /// ```
 /// use forkmap::{remote, ProcessPool};
