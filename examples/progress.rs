@@ -46,6 +46,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .progress_with(read)
         .map(|r| r.unwrap_or(0))
         .sum();
-    println!("imap + progress_count: sum {sum}");
+    println!("imap + ProgressIterator: sum {sum}");
     Ok(())
 }
