@@ -1,4 +1,4 @@
-//! The seed's `apply_async` version: one handle per task, then `get`.
+//! The blog post's `apply_async` version: one handle per task, then `get`.
 //! `cargo run --release --example apply_async` (about 2 s).
 use forkmap::ProcessPool;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! The seed's factory example on a cluster: the pool's workers are processes
+//! The blog post's factory example on a cluster: the pool's workers are processes
 //! on the other ranks of an MPI job, and a closure made by a factory runs
 //! there, five per rank.
 //!

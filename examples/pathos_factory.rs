@@ -1,6 +1,8 @@
-//! The project's main job, the seed's pathos example: a closure made by a
-//! factory, which Python's multiprocessing cannot pickle, runs in a pool.
-//! `cargo run --release --example pathos_factory` (about 2 s).
+//! The README's main example, the Rust twin of the blog post's pathos
+//! program: a closure made by a factory, which Python's multiprocessing
+//! cannot pickle, runs in a pool of five worker processes. Nothing needs
+//! setting up first. `cargo run --release --example pathos_factory` (about
+//! 2 s: ten tasks of 1 s on five workers).
 use forkmap::{remote, ProcessPool};
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The seed's `Pool(5).map(square, xs)`: a plain function needs no annotation.
+//! The blog post's `Pool(5).map(square, xs)`: a plain function needs no annotation.
 //! `cargo run --release --example pool_map` (about 2 s).
 use forkmap::ProcessPool;
 use std::time::{Duration, Instant};

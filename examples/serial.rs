@@ -1,4 +1,4 @@
-//! The seed's "not parallel" loop: ten squares, one second each, in turn.
+//! The blog post's "not parallel" loop: ten squares, one second each, in turn.
 //! `cargo run --release --example serial` (about 10 s).
 use std::time::{Duration, Instant};
 

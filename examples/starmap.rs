@@ -1,4 +1,4 @@
-//! The seed's `starmap` version: each tuple is spread into the arguments.
+//! The blog post's `starmap` version: each tuple is spread into the arguments.
 //! `cargo run --release --example starmap` (about 2 s).
 use forkmap::ProcessPool;
 use std::time::{Duration, Instant};

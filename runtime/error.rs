@@ -75,10 +75,29 @@ pub enum Error {
         limit: u64,
     },
     /// Some items of a `map`, `starmap` or their async forms failed. Every
-    /// other item ran; [`imap`](crate::Pool::imap) gives each item's own
-    /// result. The helpers ([`index`](Error::index), [`is_panic`](Error::is_panic), …)
-    /// look at the first failure.
-    #[error("{failed} of {} items failed, the first as follows: {first}", completed + failed)]
+    /// other item ran, and its value is dropped with the other errors: to
+    /// get every item's own result, call
+    /// [`map_results`](crate::Pool::map_results) (or
+    /// [`starmap_results`](crate::Pool::starmap_results)) instead, or read
+    /// [`imap`](crate::Pool::imap). The helpers ([`index`](Error::index),
+    /// [`is_panic`](Error::is_panic), …) look at the first failure.
+    ///
+    /// ```
+    /// use forkmap::{Error, ProcessPool};
+    ///
+    /// fn checked(x: u64) -> u64 {
+    ///     assert!(x != 3, "three is not allowed");
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let err = pool.map(checked, 0..5u64).unwrap_err();
+    /// assert!(err.to_string().contains("map_results"));
+    /// let each = pool.map_results(checked, 0..5u64)?;
+    /// assert_eq!(each.iter().filter(|r| r.is_ok()).count(), 4);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[error("{failed} of {} items failed (map_results gives every item's own result); the first: {first}", completed + failed)]
     Incomplete {
         /// How many items gave a value.
         completed: usize,

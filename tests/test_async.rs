@@ -197,3 +197,60 @@ async fn a_handle_of_a_closed_pool_awaits_to_closed() {
     })
     .await;
 }
+
+/// What `std::thread::JoinHandle` offers: shared across threads, and looked
+/// at from `&self`. Fails to compile if a handle stops being `Send + Sync`.
+fn assert_shareable<T: Send + Sync>(_: &T) {}
+
+#[test]
+fn a_handle_is_polled_and_waited_on_from_two_threads_at_once() {
+    let pool = ProcessPool::new(1).unwrap();
+    let handle: AsyncResult<u64> = pool.apply_async(slower_square, (6,));
+    assert_shareable(&handle);
+    let started = Instant::now();
+    let (polled, waited) = std::thread::scope(|s| {
+        let poller = s.spawn(|| {
+            let mut polls = 0u32;
+            while !handle.is_ready() {
+                polls += 1;
+                assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            polls
+        });
+        // A short wait times out, a long one sees the result, while the
+        // other thread polls.
+        let waiter = s.spawn(|| {
+            let short = handle.wait_timeout(Duration::from_millis(20));
+            let long = handle.wait_timeout(Duration::from_secs(10));
+            (short, long, started.elapsed())
+        });
+        (poller.join().unwrap(), waiter.join().unwrap())
+    });
+    let (short, long, at) = waited;
+    assert!(!short, "a 300 ms task was ready within 20 ms");
+    assert!(long, "not ready after 10 s");
+    assert!(polled > 0, "ready at the first poll");
+    // The waiter woke when the reply came, not at its deadline.
+    assert!(at < Duration::from_secs(5), "woke after {at:?}");
+    assert_eq!(handle.get().unwrap(), 36);
+}
+
+#[test]
+fn a_thread_waiting_on_a_handle_wakes_when_the_pool_is_terminated() {
+    let pool = ProcessPool::new(1).unwrap();
+    let handle = pool.apply_async(|_: u64| std::thread::sleep(Duration::from_secs(60)), (0,));
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| handle.wait_timeout(Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(100));
+        pool.terminate();
+        assert!(waiter.join().unwrap(), "the waiter timed out");
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(handle.get(), Err(Error::Closed)));
+}

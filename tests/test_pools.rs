@@ -244,7 +244,7 @@ fn apply_async_handles_resolve_in_any_order<P: Pool>(pool: &P) {
 }
 
 fn apply_async_becomes_ready<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(slow_increment, (41,));
+    let handle = pool.apply_async(slow_increment, (41,));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !handle.wait_timeout(Duration::from_millis(10)) {
         assert!(Instant::now() < deadline, "not ready after 10 s");
@@ -304,6 +304,67 @@ fn a_panic_fails_its_item_only<P: Pool>(pool: &P) {
     assert_eq!(pool.map(panics_at_seven, 0..5u64).unwrap(), [0, 1, 2, 3, 4]);
 }
 
+fn map_results_gives_every_items_own_result<P: Pool>(pool: &P) {
+    let err = pool.map(panics_at_seven, 0..20u64).unwrap_err();
+    assert!(err.to_string().contains("map_results"), "{err}");
+
+    let results = pool.map_results(panics_at_seven, 0..20u64).unwrap();
+    assert_eq!(results.len(), 20);
+    for (i, result) in results.iter().enumerate() {
+        match i {
+            7 => assert!(
+                result
+                    .as_ref()
+                    .is_err_and(|e| e.is_panic() && e.index() == Some(7)),
+                "item 7: {}",
+                describe(result)
+            ),
+            _ => assert_eq!(result.as_ref().ok(), Some(&(i as u64)), "item {i}"),
+        }
+    }
+
+    let results = pool
+        .starmap_results(pow, [(2, 3), (3, 2)].into_iter().chain([(2, 70)]))
+        .unwrap();
+    assert_eq!(results[0].as_ref().ok(), Some(&8));
+    assert_eq!(results[1].as_ref().ok(), Some(&9));
+    // 2^70 overflows: a debug build panics, a release build wraps to 0.
+    assert!(
+        results[2].as_ref().is_err_and(Error::is_panic) || results[2].as_ref().ok() == Some(&0)
+    );
+
+    let none: Vec<Result<u64, Error>> = pool.map_results(square, Vec::<u64>::new()).unwrap();
+    assert!(none.is_empty());
+    // An input of unknown length, read as results come back.
+    let unknown = pool
+        .map_results(panics_at_seven, (0..10u64).filter(|x| x % 2 == 1))
+        .unwrap();
+    let errors: Vec<_> = unknown
+        .iter()
+        .filter_map(|r| r.as_ref().err()?.index())
+        .collect();
+    assert_eq!((unknown.len(), errors), (5, vec![3]));
+}
+
+fn with_chunk_size_sets_one_call_s_chunks<P: Pool>(pool: &P) {
+    let one_by_one = pool.with_chunk_size(1);
+    assert_eq!(one_by_one.map(square, 0..100u64).unwrap(), squares(100));
+    assert_eq!(one_by_one.workers(), pool.workers());
+    // A chunk of one item: the slow item 0 does not hold up the others,
+    // which every other worker runs meanwhile, and one item's result comes
+    // as soon as it is done.
+    let mut unordered = one_by_one.imap_unordered(slow_increment, 0..4u64);
+    let first = unordered.next().unwrap().unwrap();
+    assert_eq!(first.1, first.0 as u64 + 1);
+    assert_eq!(unordered.count(), 3);
+    let large = pool.with_chunk_size(1_000_000);
+    assert_eq!(large.map(square, 0..1000u64).unwrap(), squares(1000));
+    let zero = pool.with_chunk_size(0).map(square, 0..3u64);
+    assert!(matches!(zero, Err(Error::Config(_))), "{}", describe(&zero));
+    // The pool's own calls keep its options.
+    assert_eq!(pool.map(square, 0..3u64).unwrap(), [0, 1, 4]);
+}
+
 fn a_remote_factory_runs<P: Pool>(pool: &P) {
     assert_eq!(
         pool.map(offset(100), 0..5).unwrap(),
@@ -335,6 +396,8 @@ fn after_close_every_call_is_refused<P: Pool>(pool: &P) {
     assert!(is_closed(&starmap), "starmap: {}", describe(&starmap));
     let apply = pool.apply(pow, (1, 1));
     assert!(is_closed(&apply), "apply: {}", describe(&apply));
+    let each = pool.map_results(square, 0..3u64);
+    assert!(is_closed(&each), "map_results: {}", describe(&each));
     let apply_async = pool.apply_async(pow, (1, 1)).get();
     assert!(
         is_closed(&apply_async),
@@ -376,7 +439,7 @@ fn close_lets_work_already_handed_over_finish<P: Pool>(pool: &P) {
 }
 
 fn join_waits_for_work_handed_over<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(slow_increment, (41,));
+    let handle = pool.apply_async(slow_increment, (41,));
     pool.join();
     assert!(handle.is_ready(), "join returned before the task had run");
     assert_eq!(handle.get().unwrap(), 42);
@@ -434,7 +497,7 @@ fn terminate_ends_an_imap_in_progress<P: Pool>(pool: &P) {
 /// Only for pools that run work apart from the caller (a serial pool has
 /// finished `apply_async` by the time it returns).
 fn a_handle_is_not_ready_before_its_task_ends<P: Pool>(pool: &P) {
-    let mut handle = pool.apply_async(sleep_one_second, (9,));
+    let handle = pool.apply_async(sleep_one_second, (9,));
     assert!(!handle.is_ready(), "ready at once");
     assert!(
         !handle.wait_timeout(Duration::from_millis(100)),
@@ -507,6 +570,8 @@ macro_rules! pool_suite {
                 apply_async_handles_resolve_in_any_order,
                 apply_async_becomes_ready,
                 a_panic_fails_its_item_only,
+                map_results_gives_every_items_own_result,
+                with_chunk_size_sets_one_call_s_chunks,
                 a_remote_factory_runs,
                 after_close_every_call_is_refused,
                 close_lets_work_already_handed_over_finish,

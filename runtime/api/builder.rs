@@ -40,6 +40,8 @@ pub struct Builder<P> {
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
     ring_size: Option<usize>,
+    #[cfg(feature = "progress")]
+    progress: bool,
     /// The initializer's `Init` frame, or why it could not be made.
     init: Option<Result<Vec<u8>, Error>>,
     pool: PhantomData<fn() -> P>,
@@ -54,6 +56,8 @@ impl<P> Builder<P> {
             timeout: None,
             memory_limit: None,
             ring_size: None,
+            #[cfg(feature = "progress")]
+            progress: false,
             init: None,
             pool: PhantomData,
         }
@@ -70,7 +74,8 @@ impl<P> Builder<P> {
     /// adapts: an input of known length is cut into about four chunks per
     /// worker, and an input of unknown length starts with one item per
     /// chunk and grows, so a short input still spreads over every worker
-    /// and a long one travels in large chunks.
+    /// and a long one travels in large chunks. One call's chunk size is set
+    /// with [`with_chunk_size`](crate::Pool::with_chunk_size).
     pub fn chunk_size(mut self, items: usize) -> Self {
         self.chunk_size = Some(items);
         self
@@ -102,6 +107,31 @@ impl<P> Builder<P> {
     /// ```
     pub fn ring_size(mut self, bytes: usize) -> Self {
         self.ring_size = Some(bytes);
+        self
+    }
+
+    /// Draws a progress bar on stderr for each call of many items (`map`,
+    /// `starmap`, `imap`, `imap_unordered`, their `_results` and `_async`
+    /// forms; not `apply`): items done of the total when the input's length
+    /// is known, the rate and the time left, and how many items failed. It
+    /// is hidden when stderr is not a terminal, and never written to
+    /// stdout. Off by default; one call's own bar is given with
+    /// [`with_progress`](crate::Pool::with_progress).
+    ///
+    /// A bar moves as results come back: an `imap`'s as it is read, an
+    /// async call's as its handle is waited on.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    ///
+    /// let pool = ProcessPool::builder().workers(2).progress(true).build()?;
+    /// assert_eq!(pool.map(|x: u64| x * 2, 0..1000)?.len(), 1000);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+    pub fn progress(mut self, on: bool) -> Self {
+        self.progress = on;
         self
     }
 
@@ -208,6 +238,8 @@ impl<P> Builder<P> {
             chunk_size: self.chunk_size,
             max_tasks: self.max_tasks,
             timeout: self.timeout,
+            #[cfg(feature = "progress")]
+            progress: self.progress,
         };
         Ok((self.workers, options, calls))
     }
@@ -298,6 +330,7 @@ impl Builder<ThreadPool> {
 }
 
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 impl Builder<crate::MpiPool> {
     /// Kills the worker running an item that has run longer than `timeout`,
     /// on whichever rank: as [`Builder::<ProcessPool>::timeout`] does.
@@ -350,6 +383,6 @@ impl<P> std::fmt::Debug for Builder<P> {
             .field("memory_limit", &self.memory_limit)
             .field("ring_size", &self.ring_size)
             .field("initializer", &self.init.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -9,7 +9,9 @@ use crate::backend::process::ProcessBackend;
 use crate::backend::serial::SerialBackend;
 use crate::backend::thread::ThreadBackend;
 use crate::call::chunk::ChunkPlan;
-use crate::call::Running;
+#[cfg(feature = "progress")]
+use crate::call::progress::Shown;
+use crate::call::{Running, Watch};
 use crate::dispatch::scheduler::WorkerOptions;
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
@@ -40,13 +42,41 @@ pub(crate) fn process_dispatcher(workers: WorkerOptions) -> Result<Dispatcher, E
     )
 }
 
-/// How a call is cut into chunks and how long its items may run.
+/// How a pool's calls are cut into chunks, how long their items may run,
+/// and whether they show a progress bar, unless a call says otherwise.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CallOptions {
     pub(crate) chunk_size: Option<usize>,
     pub(crate) max_tasks: Option<usize>,
-    /// The longest an item may run, unless a call says otherwise.
+    /// The longest an item may run.
     pub(crate) timeout: Option<Duration>,
+    /// Each call of many items draws a bar of its own on stderr.
+    #[cfg(feature = "progress")]
+    pub(crate) progress: bool,
+}
+
+/// What the calls made through a [`Configured`](crate::Configured) pool
+/// change of the pool's [`CallOptions`]. (Public, in a private module, as
+/// [`Engine`] is: the sealed trait's methods name it.)
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    /// A bar that counts the items of every call made through the view,
+    /// and how many of them failed.
+    #[cfg(feature = "progress")]
+    pub(crate) progress: Option<(
+        indicatif::ProgressBar,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    )>,
+}
+
+/// Whether a call is one of many items (`map` and the like), which a pool's
+/// progress bars show, or a single `apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Many,
+    One,
 }
 
 /// The part of a pool that every call goes through.
@@ -55,6 +85,8 @@ pub struct Engine {
     workers: usize,
     calls: CallOptions,
     closed: AtomicBool,
+    /// The kind of pool: `process`, `thread`, `serial` or `mpi`.
+    kind: &'static str,
 }
 
 impl Engine {
@@ -73,7 +105,12 @@ impl Engine {
             )?,
             Kind::Serial => Dispatcher::inline(|_| Ok(Box::new(SerialBackend::new()))),
         };
-        Ok(Engine::new(dispatcher, count, calls))
+        let name = match kind {
+            Kind::Process => "process",
+            Kind::Thread => "thread",
+            Kind::Serial => "serial",
+        };
+        Ok(Engine::new(dispatcher, count, calls, name))
     }
 
     /// Starts a pool over the other ranks of the MPI job: on each, a pool of
@@ -101,15 +138,16 @@ impl Engine {
             move |_| Ok(Box::new(MpiBackend::new(ranks)?) as Box<dyn crate::backend::Backend>),
             local,
         )?;
-        Ok(Engine::new(dispatcher, count, calls))
+        Ok(Engine::new(dispatcher, count, calls, "mpi"))
     }
 
-    fn new(dispatcher: Dispatcher, workers: usize, calls: CallOptions) -> Self {
+    fn new(dispatcher: Dispatcher, workers: usize, calls: CallOptions, kind: &'static str) -> Self {
         Engine {
             dispatcher,
             workers,
             calls,
             closed: AtomicBool::new(false),
+            kind,
         }
     }
 
@@ -117,18 +155,14 @@ impl Engine {
         self.workers
     }
 
-    /// The longest an item may run, unless a call says otherwise.
-    pub(crate) fn timeout(&self) -> Option<Duration> {
-        self.calls.timeout
-    }
-
-    /// Starts a call of `task` over `items`, each item killed after
-    /// `timeout`.
+    /// Starts a call of `task` over `items`, with the pool's options as
+    /// `overrides` change them.
     pub(crate) fn start_call<'a, F, Args, I>(
         &self,
         task: &F,
         items: I,
-        timeout: Option<Duration>,
+        overrides: Overrides,
+        shape: Shape,
     ) -> Result<Running<'a>, Error>
     where
         F: Task<Args>,
@@ -137,7 +171,26 @@ impl Engine {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let mut plan = match self.calls.chunk_size {
+        let chunk_size = overrides.chunk_size.or(self.calls.chunk_size);
+        if chunk_size == Some(0) {
+            return Err(Error::Config("a chunk holds at least one item"));
+        }
+        let timeout = overrides.timeout.or(self.calls.timeout);
+        let watch = Watch {
+            #[cfg(feature = "progress")]
+            progress: match overrides.progress {
+                Some((bar, failed)) => Some(Shown::Bar(bar, failed)),
+                None if self.calls.progress && shape == Shape::Many => Some(Shown::Own),
+                None => None,
+            },
+            #[cfg(feature = "tracing")]
+            pool: self.kind,
+            #[cfg(feature = "tracing")]
+            chunk_size,
+        };
+        #[cfg(not(feature = "progress"))]
+        let _ = shape;
+        let mut plan = match chunk_size {
             Some(size) => ChunkPlan::fixed(size),
             None => ChunkPlan::new(self.workers, items.size_hint()),
         };
@@ -152,7 +205,7 @@ impl Engine {
             Some(_) => 3 * self.workers,
             None => 1,
         };
-        Running::start(route, plan, window, timeout, task, items)
+        Running::start(route, plan, window, timeout, task, items, watch)
     }
 
     /// Refuses calls from now on.
@@ -176,6 +229,7 @@ impl Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
+            .field("kind", &self.kind)
             .field("workers", &self.workers)
             .finish_non_exhaustive()
     }

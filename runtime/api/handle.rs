@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::call::{Results, Wait};
+use crate::call::Results;
+use crate::dispatch::work::WakerSlot;
 use crate::error::Error;
 
 /// A call running in a pool; [`get`](AsyncResult::get) waits for its value,
@@ -17,6 +19,11 @@ use crate::error::Error;
 /// still run (a pool's `join` waits for them), and their results are thrown
 /// away; [`cancel`](AsyncResult::cancel) stops them.
 ///
+/// Like [`std::thread::JoinHandle`], it can be looked at from a shared
+/// reference: [`is_ready`](AsyncResult::is_ready) and
+/// [`wait_timeout`](AsyncResult::wait_timeout) take `&self`, and a handle is
+/// `Send` and `Sync`, so one thread may wait on it while another polls it.
+///
 /// ```
 /// use forkmap::ProcessPool;
 /// use std::time::Duration;
@@ -26,7 +33,7 @@ use crate::error::Error;
 /// }
 ///
 /// let pool = ProcessPool::new(2)?;
-/// let mut handle = pool.apply_async(slow_pow, (3, 2));
+/// let handle = pool.apply_async(slow_pow, (3, 2));
 /// assert!(handle.wait_timeout(Duration::from_secs(10)));
 /// assert!(handle.is_ready());
 /// assert_eq!(handle.get()?, 9);
@@ -39,8 +46,9 @@ use crate::error::Error;
 #[must_use = "a call's errors are only seen through its handle"]
 pub struct AsyncResult<T> {
     /// The call's results, or why it could not start; `None` once a future
-    /// has returned it.
-    state: Option<Result<Results, Error>>,
+    /// has returned it. Locked only to take in replies that have come,
+    /// never while waiting for one.
+    state: Mutex<Option<Result<Results, Error>>>,
     finish: fn(Results) -> Result<T, Error>,
 }
 
@@ -50,7 +58,7 @@ impl<T> AsyncResult<T> {
         finish: fn(Results) -> Result<T, Error>,
     ) -> Self {
         AsyncResult {
-            state: Some(state),
+            state: Mutex::new(Some(state)),
             finish,
         }
     }
@@ -61,9 +69,41 @@ impl<T> AsyncResult<T> {
     }
 
     /// Waits at most `timeout` for the call to finish; true once it has.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        self.pump(Wait::Until(deadline))
+    /// Several threads may wait on one handle, each for its own time.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    /// use std::time::Duration;
+    ///
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = ProcessPool::new(1)?;
+    /// let handle = pool.apply_async(nap, (300,));
+    /// assert!(!handle.wait_timeout(Duration::from_millis(10)));
+    /// assert!(handle.wait_timeout(Duration::from_secs(10)));
+    /// assert_eq!(handle.get()?, 300);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let Some(results) = self.results_slot() else {
+                return true;
+            };
+            // Counted before looking, so that a reply landing in between
+            // cuts the sleep short.
+            let seen = results.count();
+            if self.pump() {
+                return true;
+            }
+            let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if !results.sleep(seen, deadline) {
+                return self.pump();
+            }
+        }
     }
 
     /// Cancels the call, and gives its workers back to the pool: its items
@@ -91,26 +131,60 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), forkmap::Error>(())
     /// ```
     pub fn cancel(mut self) {
-        if let Some(Ok(results)) = self.state.take() {
+        if let Some(Ok(results)) = self.state_mut().take() {
             results.cancel();
         }
     }
 
     /// Whether the call has finished, so that [`get`](AsyncResult::get)
-    /// returns at once.
-    pub fn is_ready(&mut self) -> bool {
-        self.pump(Wait::No)
+    /// returns at once. It never blocks.
+    ///
+    /// ```
+    /// use forkmap::ProcessPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ProcessPool::new(1)?;
+    /// let handle = pool.apply_async(|x: u64| x + 1, (1,));
+    /// std::thread::scope(|s| {
+    ///     // One thread waits, another looks: both from `&handle`.
+    ///     s.spawn(|| assert!(handle.wait_timeout(Duration::from_secs(10))));
+    ///     s.spawn(|| while !handle.is_ready() {
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     });
+    /// });
+    /// assert_eq!(handle.get()?, 2);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        self.pump()
     }
 
-    fn pump(&mut self, wait: Wait) -> bool {
-        match &mut self.state {
-            Some(Ok(results)) => results.pump(wait),
+    fn state(&self) -> MutexGuard<'_, Option<Result<Results, Error>>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state_mut(&mut self) -> &mut Option<Result<Results, Error>> {
+        self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where replies to the call are announced, unless it is over.
+    fn results_slot(&self) -> Option<Arc<WakerSlot>> {
+        match &*self.state() {
+            Some(Ok(results)) => Some(Arc::clone(results.waker())),
+            _ => None,
+        }
+    }
+
+    /// Takes in the replies that have come; true once every one is in.
+    fn pump(&self) -> bool {
+        match &mut *self.state() {
+            Some(Ok(results)) => results.pump(),
             _ => true,
         }
     }
 
     fn take(&mut self) -> Result<T, Error> {
-        match self.state.take() {
+        match self.state_mut().take() {
             Some(Ok(results)) => (self.finish)(results),
             Some(Err(error)) => Err(error),
             // Only a future polled again after it returned gets here.
@@ -126,11 +200,11 @@ impl<T> Future for AsyncResult<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(Ok(results)) = &mut this.state {
+        if let Some(Ok(results)) = this.state_mut() {
             // Leave the waker before looking, so that a reply landing in
             // between still wakes the task.
             results.waker().set(cx.waker());
-            if !results.pump(Wait::No) {
+            if !results.pump() {
                 return Poll::Pending;
             }
         }

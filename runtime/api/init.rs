@@ -54,8 +54,8 @@ use crate::platform;
 ///
 /// With the `mpi` feature, in a program started by `mpirun` (or `mpiexec`,
 /// `srun`), `init` also starts MPI, and on every rank but 0 it never
-/// returns: the rank serves the job's [`MpiPool`](crate::MpiPool) until rank
-/// 0's `main` returns. Call it first in `main` there.
+/// returns: the rank serves the job's `MpiPool` until rank 0's `main`
+/// returns. There it is required, first in `main`.
 ///
 /// # Errors
 ///

@@ -15,3 +15,4 @@ pub(crate) mod rank;
 pub(crate) mod serial_pool;
 pub(crate) mod stream;
 pub(crate) mod thread_pool;
+pub(crate) mod view;

@@ -1,8 +1,9 @@
 //! The [`Pool`] trait: the calls every pool offers, whatever runs them.
 
-use crate::api::engine::Engine;
+use crate::api::engine::{Engine, Overrides};
 use crate::api::handle::AsyncResult;
 use crate::api::stream::{Imap, ImapUnordered};
+use crate::api::view::Configured;
 use crate::error::Error;
 use crate::protocol::task::Task;
 
@@ -13,9 +14,11 @@ mod sealed {
     pub trait Sealed {
         fn engine(&self) -> &super::Engine;
 
-        /// The longest each item of this pool's calls may run.
-        fn timeout(&self) -> Option<std::time::Duration> {
-            self.engine().timeout()
+        /// What the calls made through this pool change of the pool's
+        /// options: nothing, but for a [`Configured`](crate::Configured)
+        /// pool.
+        fn overrides(&self) -> super::Overrides {
+            super::Overrides::default()
         }
     }
 }
@@ -52,6 +55,84 @@ pub trait Pool: Sealed {
     /// The number of workers.
     fn workers(&self) -> usize {
         self.engine().worker_count()
+    }
+
+    /// This pool, for the calls made through the value returned, with
+    /// chunks of `items` items: Python's `chunksize` argument of `map`.
+    /// Calls through it share the pool's workers; its other options chain
+    /// (`pool.with_chunk_size(1).with_progress(bar)`). Zero items make
+    /// every call fail with [`Error::Config`].
+    ///
+    /// Small chunks spread slow, uneven items over the workers; large ones
+    /// pay for fewer messages when items are quick. By default the size
+    /// adapts ([`Builder::chunk_size`](crate::Builder::chunk_size)).
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let one_by_one = pool.with_chunk_size(1);
+    /// assert_eq!(one_by_one.map(|x: u64| x + 1, 0..4)?, [1, 2, 3, 4]);
+    /// assert_eq!(one_by_one.workers(), 2);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn with_chunk_size(&self, items: usize) -> Configured<'_, Self>
+    where
+        Self: Sized,
+    {
+        Configured::new(self).with_chunk_size(items)
+    }
+
+    /// This pool, for the calls made through the value returned, counting
+    /// their items on `bar`, an [`indicatif`] progress bar that the caller
+    /// owns and styles: each result that comes back moves it by one, and
+    /// once an item has failed its message says how many of the items of
+    /// the calls made through the view did (`"2 failed"`). A bar with no
+    /// length is given the call's, when the input's length is known.
+    /// Finishing the bar is the caller's.
+    ///
+    /// ```
+    /// use forkmap::indicatif::{ProgressBar, ProgressDrawTarget};
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn checked(x: u64) -> u64 {
+    ///     assert!(x != 7, "seven");
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// // A hidden bar here; `ProgressBar::new(100)` draws on stderr.
+    /// let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::hidden());
+    /// let results = pool.with_progress(bar.clone()).map_results(checked, 0..100)?;
+    /// bar.finish();
+    /// assert_eq!((bar.position(), bar.message()), (100, "1 failed".to_string()));
+    /// assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    ///
+    /// `imap`'s iterator also works with
+    /// [`indicatif::ProgressIterator`] as it is, which counts the results as
+    /// they are read rather than as they come back:
+    ///
+    /// ```
+    /// use forkmap::indicatif::ProgressIterator;
+    /// use forkmap::ProcessPool;
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let squares: Vec<u64> = pool
+    ///     .imap(|x: u64| x * x, 0..100)
+    ///     .progress_count(100)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(squares[9], 81);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+    fn with_progress(&self, bar: indicatif::ProgressBar) -> Configured<'_, Self>
+    where
+        Self: Sized,
+    {
+        Configured::new(self).with_progress(bar)
     }
 
     /// Calls `f` on every item and returns the results in input order.
@@ -96,6 +177,71 @@ pub trait Pool: Sealed {
     {
         let () = F::__CAPTURES_NOTHING;
         run::starmap(self, f, items)
+    }
+
+    /// Calls `f` on every item, as [`map`](Pool::map) does, and returns
+    /// every item's own result in input order: the values of the items that
+    /// succeeded and the errors of those that failed, where `map` keeps only
+    /// the first error ([`Error::Incomplete`]).
+    ///
+    /// The outer `Err` is for the call as a whole: the pool was closed or
+    /// terminated ([`Error::Closed`]), or no worker could start
+    /// ([`Error::Spawn`]).
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn checked(x: u64) -> u64 {
+    ///     assert!(x % 3 != 0, "{x} is a multiple of three");
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let results = pool.map_results(checked, 1..=6)?;
+    /// let values: Vec<u64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    /// assert_eq!(values, [1, 2, 4, 5]);
+    /// let failed: Vec<usize> = results.iter().filter_map(|r| r.as_ref().err()?.index()).collect();
+    /// assert_eq!(failed, [2, 5]);
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn map_results<F, A, I>(&self, f: F, items: I) -> Result<Vec<Result<F::Output, Error>>, Error>
+    where
+        F: Task<(A,)>,
+        I: IntoIterator<Item = A>,
+    {
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap_results(self, f, items.into_iter().map(|item| (item,)))
+    }
+
+    /// Calls `f` on every tuple of arguments, as [`starmap`](Pool::starmap)
+    /// does, and returns every item's own result in input order, as
+    /// [`map_results`](Pool::map_results) does.
+    ///
+    /// ```
+    /// use forkmap::{Pool, ProcessPool};
+    ///
+    /// fn divide(a: u64, b: u64) -> u64 {
+    ///     a / b
+    /// }
+    ///
+    /// let pool = ProcessPool::new(2)?;
+    /// let results = pool.starmap_results(divide, [(6, 3), (1, 0), (8, 2)])?;
+    /// assert_eq!(results[0].as_ref().ok(), Some(&2));
+    /// assert!(results[1].as_ref().unwrap_err().is_panic());
+    /// assert_eq!(results[2].as_ref().ok(), Some(&4));
+    /// # Ok::<(), forkmap::Error>(())
+    /// ```
+    fn starmap_results<F, Args, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> Result<Vec<Result<F::Output, Error>>, Error>
+    where
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+    {
+        let () = F::__CAPTURES_NOTHING;
+        run::starmap_results(self, f, items)
     }
 
     /// Calls `f` on every item lazily: an iterator of results in input
@@ -300,6 +446,7 @@ pub trait Pool: Sealed {
 /// the build once, in a note that points at the user's call.
 pub(crate) mod run {
     use super::Sealed;
+    use crate::api::engine::Shape;
     use crate::api::handle::AsyncResult;
     use crate::api::stream::{Imap, ImapUnordered};
     use crate::call::Results;
@@ -313,8 +460,24 @@ pub(crate) mod run {
         I: IntoIterator<Item = Args>,
     {
         pool.engine()
-            .start_call(&f, items.into_iter(), pool.timeout())?
+            .start_call(&f, items.into_iter(), pool.overrides(), Shape::Many)?
             .collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn starmap_results<P, F, Args, I>(
+        pool: &P,
+        f: F,
+        items: I,
+    ) -> Result<Vec<Result<F::Output, Error>>, Error>
+    where
+        P: Sealed + ?Sized,
+        F: Task<Args>,
+        I: IntoIterator<Item = Args>,
+    {
+        pool.engine()
+            .start_call(&f, items.into_iter(), pool.overrides(), Shape::Many)?
+            .collect_each()
     }
 
     pub(crate) fn imap<'a, P, F, Args, I>(pool: &P, f: F, items: I) -> Imap<'a, F::Output>
@@ -326,7 +489,7 @@ pub(crate) mod run {
     {
         Imap::new(
             pool.engine()
-                .start_call(&f, items.into_iter(), pool.timeout()),
+                .start_call(&f, items.into_iter(), pool.overrides(), Shape::Many),
         )
     }
 
@@ -341,10 +504,12 @@ pub(crate) mod run {
         I: IntoIterator<Item = Args>,
         I::IntoIter: 'a,
     {
-        ImapUnordered::new(
-            pool.engine()
-                .start_call(&f, items.into_iter(), pool.timeout()),
-        )
+        ImapUnordered::new(pool.engine().start_call(
+            &f,
+            items.into_iter(),
+            pool.overrides(),
+            Shape::Many,
+        ))
     }
 
     pub(crate) fn starmap_async<P, F, Args, I>(
@@ -357,9 +522,9 @@ pub(crate) mod run {
         F: Task<Args>,
         I: IntoIterator<Item = Args>,
     {
-        let started = pool
-            .engine()
-            .start_call(&f, items.into_iter(), pool.timeout());
+        let started =
+            pool.engine()
+                .start_call(&f, items.into_iter(), pool.overrides(), Shape::Many);
         AsyncResult::new(started.map(|r| r.into_sent()), Results::collect)
     }
 
@@ -368,21 +533,21 @@ pub(crate) mod run {
         P: Sealed + ?Sized,
         F: Task<Args>,
     {
-        let started = pool
-            .engine()
-            .start_call(&f, std::iter::once(args), pool.timeout());
+        let started =
+            pool.engine()
+                .start_call(&f, std::iter::once(args), pool.overrides(), Shape::One);
         AsyncResult::new(started.map(|r| r.into_sent()), Results::single)
     }
 }
 
 /// Gives a pool type the calls of [`Pool`] as inherent methods, so that
 /// users need not import the trait.
-///
-/// Each method checks its task itself rather than calling `Pool`'s, so that
-/// a capturing closure's error points at the user's call, once.
 macro_rules! inherent_calls {
     ($pool:ty) => {
-        impl $pool {
+        inherent_calls!(impl[] $pool);
+    };
+    (impl[$($generics:tt)*] $pool:ty) => {
+        impl<$($generics)*> $pool {
             /// The number of workers: [`Pool::workers`](crate::Pool::workers).
             pub fn workers(&self) -> usize {
                 $crate::Pool::workers(self)
@@ -412,6 +577,38 @@ macro_rules! inherent_calls {
                 $crate::api::pool::run::starmap(self, f, items)
             }
 
+            /// Every item's own result, in input order:
+            /// [`Pool::map_results`](crate::Pool::map_results).
+            #[allow(clippy::type_complexity)]
+            pub fn map_results<F, A, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> Result<Vec<Result<F::Output, $crate::Error>>, $crate::Error>
+            where
+                F: $crate::Task<(A,)>,
+                I: IntoIterator<Item = A>,
+            {
+                let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap_results(self, f, items.into_iter().map(|item| (item,)))
+            }
+
+            /// Every tuple's own result, in input order:
+            /// [`Pool::starmap_results`](crate::Pool::starmap_results).
+            #[allow(clippy::type_complexity)]
+            pub fn starmap_results<F, Args, I>(
+                &self,
+                f: F,
+                items: I,
+            ) -> Result<Vec<Result<F::Output, $crate::Error>>, $crate::Error>
+            where
+                F: $crate::Task<Args>,
+                I: IntoIterator<Item = Args>,
+            {
+                let () = <F as $crate::Task<Args>>::__CAPTURES_NOTHING;
+                $crate::api::pool::run::starmap_results(self, f, items)
+            }
+
             /// Lazy results in input order: [`Pool::imap`](crate::Pool::imap).
             pub fn imap<'a, F, A, I>(&self, f: F, items: I) -> $crate::Imap<'a, F::Output>
             where
@@ -436,11 +633,7 @@ macro_rules! inherent_calls {
                 I::IntoIter: 'a,
             {
                 let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
-                $crate::api::pool::run::imap_unordered(
-                    self,
-                    f,
-                    items.into_iter().map(|item| (item,)),
-                )
+                $crate::api::pool::run::imap_unordered(self, f, items.into_iter().map(|item| (item,)))
             }
 
             /// Starts a `map` and returns a handle: [`Pool::map_async`](crate::Pool::map_async).
@@ -450,11 +643,7 @@ macro_rules! inherent_calls {
                 I: IntoIterator<Item = A>,
             {
                 let () = <F as $crate::Task<(A,)>>::__CAPTURES_NOTHING;
-                $crate::api::pool::run::starmap_async(
-                    self,
-                    f,
-                    items.into_iter().map(|item| (item,)),
-                )
+                $crate::api::pool::run::starmap_async(self, f, items.into_iter().map(|item| (item,)))
             }
 
             /// Starts a `starmap` and returns a handle: [`Pool::starmap_async`](crate::Pool::starmap_async).
@@ -519,6 +708,27 @@ macro_rules! engine_pool {
         }
 
         impl $crate::Pool for $pool {}
+
+        impl $pool {
+            /// This pool with chunks of `items` items for the calls made
+            /// through the value returned:
+            /// [`Pool::with_chunk_size`](crate::Pool::with_chunk_size).
+            pub fn with_chunk_size(&self, items: usize) -> $crate::Configured<'_, $pool> {
+                $crate::Pool::with_chunk_size(self, items)
+            }
+
+            /// This pool, counting the items of the calls made through the
+            /// value returned on `bar`:
+            /// [`Pool::with_progress`](crate::Pool::with_progress).
+            #[cfg(feature = "progress")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
+            pub fn with_progress(
+                &self,
+                bar: $crate::indicatif::ProgressBar,
+            ) -> $crate::Configured<'_, $pool> {
+                $crate::Pool::with_progress(self, bar)
+            }
+        }
 
         impl std::fmt::Debug for $pool {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::api::builder::Builder;
 use crate::api::engine::Engine;
-use crate::api::pool::{engine_pool, inherent_calls, Pool, Sealed};
+use crate::api::pool::{engine_pool, inherent_calls};
+use crate::api::view::Configured;
 use crate::error::Error;
 
 /// A pool of forked worker processes: crash isolation, and code that need
@@ -14,7 +15,7 @@ use crate::error::Error;
 /// its items to them and gathers the results. A panic in a task comes back
 /// as an [`Error`] for that item, and a worker that dies is replaced; either
 /// way the pool keeps serving. Dropping the pool ends and reaps every worker.
-/// Its calls are those of the [`Pool`] trait.
+/// Its calls are those of the [`Pool`](crate::Pool) trait.
 ///
 /// ```
 /// use forkmap::{remote, ProcessPool};
@@ -76,7 +77,8 @@ impl ProcessPool {
     /// the worker running an item that takes longer is killed, the item
     /// fails with [`Error::Timeout`], the worker is replaced, and every other
     /// item still runs. It overrides the builder's
-    /// [`timeout`](Builder::timeout) for the calls made through it.
+    /// [`timeout`](Builder::timeout) for the calls made through it, and
+    /// chains with the view's other options ([`Configured`]).
     ///
     /// ```
     /// use forkmap::ProcessPool;
@@ -95,42 +97,8 @@ impl ProcessPool {
     /// assert_eq!(pool.apply(nap, (400,))?, 400);
     /// # Ok::<(), forkmap::Error>(())
     /// ```
-    pub fn with_timeout(&self, timeout: Duration) -> WithTimeout<'_> {
-        WithTimeout {
-            engine: &self.engine,
-            timeout,
-        }
-    }
-}
-
-/// A [`ProcessPool`] whose calls kill items that run too long: made by
-/// [`ProcessPool::with_timeout`]. It has every call of the pool, and shares
-/// its workers.
-pub struct WithTimeout<'p> {
-    engine: &'p Engine,
-    timeout: Duration,
-}
-
-inherent_calls!(WithTimeout<'_>);
-
-impl Sealed for WithTimeout<'_> {
-    fn engine(&self) -> &Engine {
-        self.engine
-    }
-
-    fn timeout(&self) -> Option<Duration> {
-        Some(self.timeout)
-    }
-}
-
-impl Pool for WithTimeout<'_> {}
-
-impl std::fmt::Debug for WithTimeout<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WithTimeout")
-            .field("workers", &self.workers())
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+    pub fn with_timeout(&self, timeout: Duration) -> Configured<'_, ProcessPool> {
+        Configured::new(self).with_timeout(timeout)
     }
 }
 

@@ -5,6 +5,8 @@
 pub(crate) mod chunk;
 mod feed;
 mod outcome;
+#[cfg(feature = "progress")]
+pub(crate) mod progress;
 mod results;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +25,7 @@ use crate::protocol::frame;
 use crate::protocol::message::{Failure, ToWorker};
 use crate::protocol::task::Task;
 
-pub(crate) use results::{Results, Wait};
+pub(crate) use results::Results;
 
 /// Numbers calls uniquely within the process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(0);
@@ -43,6 +45,21 @@ struct Source<'a> {
     quick: Arc<AtomicBool>,
 }
 
+/// What a call shows of itself as it runs, beside its results: its
+/// progress bar (feature `progress`), and what its span says (feature
+/// `tracing`).
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    #[cfg(feature = "progress")]
+    pub(crate) progress: Option<progress::Shown>,
+    /// The kind of pool.
+    #[cfg(feature = "tracing")]
+    pub(crate) pool: &'static str,
+    /// The chunk size asked for; `None` when it adapts.
+    #[cfg(feature = "tracing")]
+    pub(crate) chunk_size: Option<usize>,
+}
+
 /// A call in progress: its input and its results.
 pub(crate) struct Running<'a> {
     source: Source<'a>,
@@ -52,7 +69,7 @@ pub(crate) struct Running<'a> {
 impl<'a> Running<'a> {
     /// Sets up a call of `task` over `items` through `route`, chunked by
     /// `plan` with at most `window` chunks out and each item killed after
-    /// `timeout`, and sends the first chunks.
+    /// `timeout`, shown as `watch` says, and sends the first chunks.
     pub(crate) fn start<F, Args, I>(
         mut route: Route,
         plan: ChunkPlan,
@@ -60,6 +77,7 @@ impl<'a> Running<'a> {
         timeout: Option<Duration>,
         task: &F,
         items: I,
+        watch: Watch,
     ) -> Result<Self, Error>
     where
         F: Task<Args>,
@@ -73,6 +91,22 @@ impl<'a> Running<'a> {
             reason: e.to_string(),
         })?;
         let id = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        let len = match items.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
+        // The call's span, entered while the call starts: the dispatcher
+        // keeps the span current here (`Call::new`) for its own events.
+        #[cfg(feature = "tracing")]
+        let _entered = tracing::info_span!(
+            "call",
+            function = described.name,
+            call = id,
+            items = len,
+            chunk_size = watch.chunk_size,
+            pool = watch.pool,
+        )
+        .entered();
         let mut setup_frame = Vec::with_capacity(setup.len() + 64);
         frame::begin(
             &mut setup_frame,
@@ -105,6 +139,12 @@ impl<'a> Running<'a> {
             },
             results: Results::new(link, id, described.name, (replies, waker), expected),
         };
+        #[cfg(feature = "progress")]
+        if let Some(shown) = watch.progress {
+            running.results.progress = Some(progress::Progress::start(shown, described.name, len));
+        }
+        #[cfg(not(any(feature = "progress", feature = "tracing")))]
+        let _ = (watch, len);
         running.source.top_up(&mut running.results);
         Ok(running)
     }
@@ -121,6 +161,14 @@ impl<'a> Running<'a> {
     /// the values, or the first item's error.
     pub(crate) fn collect<O: DeserializeOwned>(mut self) -> Result<Vec<O>, Error> {
         self.results.collect_from(Some(&mut self.source))
+    }
+
+    /// Every item's own result in input order, reading the input as results
+    /// come back; `Err` only when the call as a whole failed.
+    pub(crate) fn collect_each<O: DeserializeOwned>(
+        mut self,
+    ) -> Result<Vec<Result<O, Error>>, Error> {
+        self.results.collect_each_from(Some(&mut self.source))
     }
 
     /// The next result in input order.

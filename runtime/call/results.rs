@@ -2,7 +2,7 @@
 //! dispatcher, put in input order, and decoded on demand.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -43,17 +43,13 @@ pub(crate) struct Results {
     /// run to its end instead of cancelling it.
     sealed: bool,
     closed: bool,
+    /// The call's progress bar, moved as replies come in.
+    #[cfg(feature = "progress")]
+    pub(super) progress: Option<crate::call::progress::Progress>,
 }
 
 /// How long a caller waiting for one result looks for it before sleeping.
 const EAGER_WAIT: Duration = Duration::from_micros(200);
-
-/// How long [`Results::pump`] may block.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    No,
-    Until(Instant),
-}
 
 impl Results {
     /// The results of call `id` of `function`, coming on `replies` through
@@ -79,6 +75,8 @@ impl Results {
             eager: false,
             sealed: false,
             closed: false,
+            #[cfg(feature = "progress")]
+            progress: None,
         }
     }
 
@@ -177,6 +175,26 @@ impl Results {
         tally.finish()
     }
 
+    /// Every item's own result in input order, topping the input up from
+    /// `source`; `Err` only when the call as a whole failed (the pool closed,
+    /// no worker could start).
+    pub(super) fn collect_each_from<O: DeserializeOwned>(
+        &mut self,
+        mut source: Option<&mut Source<'_>>,
+    ) -> Result<Vec<Result<O, Error>>, Error> {
+        let mut each = Vec::with_capacity(self.expected);
+        while let Some(reply) = self.next_reply_ordered(source.as_deref_mut()) {
+            let mut decoding = Decoding::new(reply?);
+            while let Some((_, result)) = decoding.next::<O>(self.function) {
+                match result {
+                    Err(spawn @ Error::Spawn(_)) => return Err(spawn),
+                    result => each.push(result),
+                }
+            }
+        }
+        Ok(each)
+    }
+
     /// The one result of a call of one item.
     pub(crate) fn single<O: DeserializeOwned>(mut self) -> Result<O, Error> {
         self.eager = true;
@@ -246,9 +264,9 @@ impl Results {
         self.replies.recv().map_err(|_| TryRecvError::Disconnected)
     }
 
-    /// Takes in the replies that have come, waiting as `wait` allows;
-    /// true once every reply is in.
-    pub(crate) fn pump(&mut self, wait: Wait) -> bool {
+    /// Takes in the replies that have come, without waiting; true once
+    /// every reply is in.
+    pub(crate) fn pump(&mut self) -> bool {
         if self
             .link
             .as_ref()
@@ -258,28 +276,19 @@ impl Results {
             return true;
         }
         while !self.open.is_empty() {
-            let received = match wait {
-                Wait::No => self
-                    .replies
-                    .try_recv()
-                    .map_err(|e| e == TryRecvError::Empty),
-                Wait::Until(deadline) => self
-                    .replies
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                    .map_err(|e| e == RecvTimeoutError::Timeout),
-            };
-            match received {
+            match self.replies.try_recv() {
                 Ok(reply) => self.take_in(reply),
-                Err(true) => return false,
+                Err(TryRecvError::Empty) => return false,
                 // Gone: decoding will say the pool closed.
-                Err(false) => return true,
+                Err(TryRecvError::Disconnected) => return true,
             }
         }
         true
     }
 
-    /// Where a future waiting for this call leaves its waker.
-    pub(crate) fn waker(&self) -> &WakerSlot {
+    /// Where replies to this call are announced: a future leaves its waker
+    /// there, and a thread waiting for the call sleeps on it.
+    pub(crate) fn waker(&self) -> &Arc<WakerSlot> {
         &self.waker
     }
 
@@ -300,6 +309,10 @@ impl Results {
 
     /// Takes in a reply from the dispatcher, and counts its items as come.
     fn take_in(&mut self, reply: Reply) {
+        #[cfg(feature = "progress")]
+        if let Some(progress) = &mut self.progress {
+            progress.count(&reply);
+        }
         let first = reply.first();
         if let Some((&chunk, left)) = self.open.range_mut(..=first).next_back() {
             *left = left.saturating_sub(reply.count());
@@ -312,14 +325,16 @@ impl Results {
 
     /// Records items that failed without a worker's reply.
     pub(super) fn fail_here(&mut self, first: u64, count: u32, failure: Failure) {
-        self.arrived.insert(
+        let reply = Reply::Failed {
             first,
-            Reply::Failed {
-                first,
-                count,
-                failure,
-            },
-        );
+            count,
+            failure,
+        };
+        #[cfg(feature = "progress")]
+        if let Some(progress) = &mut self.progress {
+            progress.count(&reply);
+        }
+        self.arrived.insert(first, reply);
     }
 
     /// Tells the dispatcher to forget the call, once.

@@ -100,11 +100,15 @@ impl Scheduler {
     }
 
     fn start_worker(&mut self, i: usize) -> std::io::Result<()> {
-        self.backend.start(i)?;
+        if let Err(e) = self.backend.start(i) {
+            event!(warn, worker = i, error = %e, "could not start a worker");
+            return Err(e);
+        }
         if let Some(init) = &self.options.init {
             self.backend.send(i, Arc::clone(init));
         }
         self.slots[i] = Some(Slot::new());
+        event!(debug, worker = i, "worker started");
         Ok(())
     }
 
@@ -215,6 +219,12 @@ impl Scheduler {
             if let Some(deadline) = slot.stop_deadline().filter(|_| slot.killed().is_none()) {
                 if now >= deadline {
                     let doing = self.backend.doing(i);
+                    event!(
+                        debug,
+                        parent: slot.running().and_then(|held| held.call.span.id()),
+                        worker = i,
+                        "the worker still ran an item of a cancelled call, so it was killed"
+                    );
                     self.backend.kill(i);
                     slot.mark_killed(Cause::Killed {
                         doing,
@@ -234,11 +244,18 @@ impl Scheduler {
             }
             let doing = self.backend.doing(i);
             if let Some(limit) = memory_limit {
-                if self
-                    .backend
-                    .memory_growth(i)
-                    .is_some_and(|grown| grown > limit)
-                {
+                if let Some(grown) = self.backend.memory_growth(i).filter(|&grown| grown > limit) {
+                    event!(
+                        warn,
+                        parent: slot.running().and_then(|held| held.call.span.id()),
+                        worker = i,
+                        item = running_item(doing),
+                        grown,
+                        limit,
+                        "a worker grew past the memory limit, so it was killed"
+                    );
+                    #[cfg(not(feature = "tracing"))]
+                    let _ = grown;
                     self.backend.kill(i);
                     slot.mark_killed(Cause::Killed {
                         doing,
@@ -264,6 +281,14 @@ impl Scheduler {
             let since = started.max(slot.handed_over());
             let ran = Duration::from_nanos(clock.saturating_sub(since));
             if ran >= timeout {
+                event!(
+                    warn,
+                    parent: slot.running().and_then(|held| held.call.span.id()),
+                    worker = i,
+                    item = running_item(doing),
+                    ?timeout,
+                    "an item ran past its timeout, so its worker was killed"
+                );
                 self.backend.kill(i);
                 slot.mark_killed(Cause::Killed {
                     doing,
@@ -328,6 +353,14 @@ impl Scheduler {
                     continue 'giving;
                 }
                 let queued = self.pending.remove(position).expect("position is in range");
+                event!(
+                    trace,
+                    parent: &queued.call.span,
+                    worker = i,
+                    first = queued.chunk.first,
+                    count = queued.chunk.count,
+                    "chunk handed to a worker"
+                );
                 for frame in slot.give(queued.call, queued.chunk) {
                     self.backend.send(i, frame);
                 }
@@ -357,9 +390,35 @@ impl Scheduler {
         let Some(slot) = self.slots[i].take() else {
             return;
         };
+        let retired = slot.is_done();
         let ending = self.backend.end(i, broke.is_some());
         let (held, killed, replied) = slot.into_held();
         let doing = ending.doing;
+        #[cfg(feature = "tracing")]
+        let parent = held.front().and_then(|held| held.call.span.id());
+        match (&broke, &killed) {
+            (Some(_), _) => event!(
+                warn,
+                parent: parent.clone(),
+                worker = i,
+                item = running_item(doing),
+                reason = broke.as_deref(),
+                "a worker sent what is not a reply, so it was ended"
+            ),
+            // The kill was told when it was decided.
+            (None, Some(_)) => event!(debug, worker = i, "a killed worker ended"),
+            (None, None) if retired => {
+                event!(debug, worker = i, "a worker that ran its most items ended")
+            }
+            (None, None) => event!(
+                warn,
+                parent: parent.clone(),
+                worker = i,
+                item = running_item(doing),
+                death = %ending.death,
+                "a worker died"
+            ),
+        }
         // Replace the worker before reporting, so that a caller who sees the
         // failure finds the pool at full strength again; but not a worker
         // that died before it could start (a crashing initializer, a memory
@@ -371,8 +430,10 @@ impl Scheduler {
             || matches!(doing, Doing::Running(_))
             || matches!(doing, Doing::SettingUp { call, .. } if call != INITIALIZER);
         if started {
-            if let Err(e) = self.start_worker(i) {
-                self.spawn_error = Some(e.to_string());
+            match self.start_worker(i) {
+                Ok(()) if retired => event!(debug, worker = i, "worker replaced"),
+                Ok(()) => event!(info, parent: parent, worker = i, "worker replaced"),
+                Err(e) => self.spawn_error = Some(e.to_string()),
             }
         }
         let mut again = Vec::new();
@@ -420,6 +481,7 @@ impl Scheduler {
         for i in 0..self.slots.len() {
             if let Some(slot) = self.slots[i].take() {
                 self.backend.end(i, !slot.is_idle());
+                event!(debug, worker = i, "worker ended with its pool");
             }
         }
     }
@@ -428,5 +490,14 @@ impl Scheduler {
 impl Drop for Scheduler {
     fn drop(&mut self) {
         self.shut_down();
+    }
+}
+
+/// The index of the item a worker was running, for an event.
+#[cfg(feature = "tracing")]
+fn running_item(doing: Doing) -> Option<u64> {
+    match doing {
+        Doing::Running(item) => Some(item.index),
+        _ => None,
     }
 }

@@ -197,6 +197,13 @@ impl Slot {
             });
         };
         let held = &mut self.held[position];
+        event!(
+            trace,
+            parent: &held.call.span,
+            first = reply.first(),
+            count = reply.count(),
+            "reply from a worker"
+        );
         held.done += reply.count();
         let setup_refused = matches!(
             reply,

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::protocol::batch::Batch;
 use crate::protocol::frame::{self, Received};
@@ -27,24 +27,82 @@ pub(crate) struct Call {
     pub(crate) quick: Arc<AtomicBool>,
     /// Its caller has gone: what it had not run, it never runs.
     pub(crate) cancelled: AtomicBool,
-    replies: Sender<Reply>,
+    /// `None` only while the call is dropped.
+    replies: Option<Sender<Reply>>,
     waker: Arc<WakerSlot>,
+    /// The call's span: the dispatcher's events about the call are in it.
+    #[cfg(feature = "tracing")]
+    pub(crate) span: tracing::Span,
 }
 
-/// Where an async caller leaves its waker, woken at each reply.
+/// How a caller learns that replies came: a future leaves its waker here,
+/// and threads waiting on a handle ([`WakerSlot::sleep`]) sleep on it. Woken
+/// at each reply, and when the call is dropped by the dispatcher (its pool
+/// ended), so that nobody sleeps past the last reply.
 #[derive(Debug, Default)]
-pub(crate) struct WakerSlot(Mutex<Option<Waker>>);
+pub(crate) struct WakerSlot {
+    state: Mutex<Wakes>,
+    came: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Wakes {
+    waker: Option<Waker>,
+    /// How many times it was woken: a sleeper that saw this count before
+    /// it looked at the replies sleeps only while it is unchanged.
+    count: u64,
+    /// Threads asleep on `came`: without any, waking is one uncontended
+    /// lock, no system call.
+    sleepers: usize,
+}
 
 impl WakerSlot {
+    fn state(&self) -> MutexGuard<'_, Wakes> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn set(&self, waker: &Waker) {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
+        let mut state = self.state();
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.waker = Some(waker.clone());
         }
     }
 
+    /// How many times it has been woken so far: read before looking at the
+    /// replies, and given to [`sleep`](WakerSlot::sleep) after.
+    pub(crate) fn count(&self) -> u64 {
+        self.state().count
+    }
+
+    /// Sleeps until it is woken after `seen` wakes, or until `deadline`;
+    /// false if the deadline came first.
+    pub(crate) fn sleep(&self, seen: u64, deadline: Instant) -> bool {
+        let mut state = self.state();
+        state.sleepers += 1;
+        while state.count == seen {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self
+                .came
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.sleepers -= 1;
+        state.count != seen
+    }
+
     fn wake(&self) {
-        let waker = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let mut state = self.state();
+        state.count += 1;
+        let waker = state.waker.take();
+        let sleepers = state.sleepers;
+        drop(state);
+        if sleepers > 0 {
+            self.came.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -53,7 +111,8 @@ impl WakerSlot {
 
 impl Call {
     /// A call with its setup frame, the receiver of its replies, and the
-    /// slot a waiting future leaves its waker in.
+    /// slot a waiting future leaves its waker in. With the `tracing`
+    /// feature, the span current here is the call's.
     pub(crate) fn new(
         id: u64,
         timeout: Option<Duration>,
@@ -67,15 +126,29 @@ impl Call {
             quick: Arc::default(),
             cancelled: AtomicBool::new(false),
             setup: Arc::new(setup),
-            replies,
+            replies: Some(replies),
             waker: Arc::clone(&waker),
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
         };
         (Arc::new(call), receiver, waker)
     }
 
     /// Hands a reply to the caller; one who went away no longer wants it.
     pub(crate) fn deliver(&self, reply: Reply) {
-        let _ = self.replies.send(reply);
+        if let Some(replies) = &self.replies {
+            let _ = replies.send(reply);
+        }
+        self.waker.wake();
+    }
+}
+
+impl Drop for Call {
+    /// No reply will come any more (the call is over, or its pool ended):
+    /// a caller waiting for one looks again, and finds the channel closed.
+    fn drop(&mut self) {
+        // The channel first, so that the caller it wakes finds it closed.
+        self.replies = None;
         self.waker.wake();
     }
 }

@@ -163,6 +163,13 @@ pub(crate) fn encode_done<T: Serialize + ?Sized>(
     })
 }
 
+/// Whether an encoded outcome is a value (`Done`), told from its first byte
+/// without decoding it.
+#[cfg(feature = "progress")]
+pub(crate) fn is_done(outcome: &[u8]) -> bool {
+    outcome.first() == Some(&DONE)
+}
+
 /// Reads the value of a `Done` outcome that takes the whole of `bytes`, the
 /// common case, with nothing else to do: `None` for anything else,
 /// which [`decode_outcome`] then reads.
