@@ -1,8 +1,9 @@
 //! How many items go in each chunk when the caller does not say.
 
 /// The most bytes of encoded items a chunk takes before it is sent, so that
-/// large items travel a few at a time and start work early.
-pub(crate) const CHUNK_BYTES: usize = 4 << 20;
+/// large items travel a few at a time and start work early, and so that a
+/// chunk fits in half of a worker's ring of the default size (1 MiB).
+pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 
 /// Chunk sizes for one call.
 ///

@@ -25,8 +25,8 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 pub(crate) const MAX_VALUE: usize = MAX_FRAME - 2 * SEND_BYTES;
 
 /// A frame that holds this many bytes of values is sent without waiting
-/// for more.
-pub(crate) const SEND_BYTES: usize = 16 << 20;
+/// for more: a reply fits in half of a ring of the default size (1 MiB).
+pub(crate) const SEND_BYTES: usize = 256 << 10;
 
 /// A frame that does not check out.
 #[derive(Debug, thiserror::Error)]
