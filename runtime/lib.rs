@@ -118,7 +118,18 @@
 //!   end is seen from the process itself (its pidfd), so a child that holds
 //!   the worker's descriptors cannot hide it. Nothing of the pool's is open
 //!   in a program a task runs: a worker has only standard input
-//!   (`/dev/null`), output and error, and its channel, which closes on exec.
+//!   (`/dev/null`), output and error, and its link to the pool (a socket and
+//!   an eventfd, which close on exec, and its two rings, which exec unmaps).
+//! - **How data moves.** Each worker has two rings in shared memory (one
+//!   each way; [`Builder::ring_size`], 1 MiB each by default): a chunk of
+//!   items, or a batch of results, is one message, and no system call is
+//!   made while both sides are busy. A side with nothing to do spins a
+//!   moment, giving way to other threads, then sleeps (a worker on a futex
+//!   in its ring, the pool's dispatcher in `poll`), and is woken only when it
+//!   sleeps: an idle pool uses no CPU. A frame larger than half a ring goes
+//!   through a socket, in order with the rest. The pool checks everything
+//!   it reads from a ring: a task that scribbles over its worker's rings
+//!   costs at most its own item.
 //! - **Deaths and timeouts.** A worker that dies while it runs an item costs
 //!   that item only ([`Error::WorkerDied`]); one that dies between items
 //!   costs the item it had just run if there was one, and otherwise runs

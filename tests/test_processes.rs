@@ -696,9 +696,9 @@ fn stack_overflow_names_its_task() {
 
 // --- 9. Values over the limit -----------------------------------------------
 
-/// A result of 1,000 MiB, past what one value may take.
+/// A result of 1 GiB, past what one value may take.
 fn huge(_: u64) -> serde_bytes::ByteBuf {
-    serde_bytes::ByteBuf::from(vec![0u8; 1000 << 20])
+    serde_bytes::ByteBuf::from(vec![0u8; 1 << 30])
 }
 
 fn values_over_the_limit() {
@@ -708,7 +708,7 @@ fn values_over_the_limit() {
     assert_eq!(err.index(), Some(0));
     assert!(err.to_string().contains("over the limit"), "{err}");
     assert_eq!(pool.apply(double, (3,)).unwrap(), 6);
-    let argument = serde_bytes::ByteBuf::from(vec![0u8; 1000 << 20]);
+    let argument = serde_bytes::ByteBuf::from(vec![0u8; 1 << 30]);
     let err = pool
         .apply(|b: serde_bytes::ByteBuf| b.len(), (argument,))
         .unwrap_err();

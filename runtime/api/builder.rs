@@ -288,7 +288,9 @@ impl Builder<ProcessPool> {
     /// The pool looks at each busy worker's memory every 10 ms, so a task
     /// that allocates very fast can go past the limit by what it touches in
     /// that time before it is stopped. Memory reserved but never touched
-    /// does not count.
+    /// does not count, nor do pages shared with other processes (the
+    /// worker's rings, the program's code and files it maps): only the
+    /// worker's own anonymous memory.
     ///
     /// ```
     /// use forkmap::ProcessPool;

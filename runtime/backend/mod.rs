@@ -137,8 +137,9 @@ pub(crate) trait Backend {
         1
     }
 
-    /// How many bytes the resident memory of the worker in slot `worker` has
-    /// grown by since it started, where the backend can tell.
+    /// How many bytes the resident memory of its own (not shared with other
+    /// processes) of the worker in slot `worker` has grown by since it
+    /// started, where the backend can tell.
     fn memory_growth(&self, worker: usize) -> Option<u64>;
 
     /// Empties slot `worker`, as the contract says.

@@ -52,7 +52,9 @@ impl Held {
     /// say), or broke the protocol, did so for one of the items it had run
     /// and not replied to, or for none: when that is one item, it is
     /// charged; when several, they run again one by one, so that a second
-    /// death is charged to the one that caused it. A worker the dispatcher
+    /// death is charged to the one that caused it. A worker that broke the
+    /// protocol while it ran an item of a later chunk had run all of this
+    /// one: it runs again, uncharged. A worker the dispatcher
     /// killed is charged the reason with what it was doing when the kill was
     /// decided, if it still did that; a timeout decided while it ran no item
     /// of the chunk (it was stopped, or stuck reading one) is charged to the
@@ -115,6 +117,11 @@ impl Held {
                     other => other,
                 }));
             }
+            // It was running an item of a later chunk: it had run all of
+            // this one, whose reply was lost (a task of the later chunk
+            // scribbled over it). This chunk runs again; the later one is
+            // charged, if its item does it again, when it is the first.
+            (Doing::Running(_), Some(Failure::Died(_) | Failure::Codec(_))) => rerun(first, end),
             (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) => match last {
                 Some(last) if last == first => {
                     rerun(first + 1, end);

@@ -167,12 +167,16 @@ impl Child {
         process::kill_group(self.pid);
     }
 
-    /// Its resident memory, in bytes, or `None` once it is gone.
+    /// Its resident memory of its own, in bytes (resident pages less those
+    /// backed by files or shared memory: not its rings, not the program's
+    /// code), or `None` once it is gone.
     pub(crate) fn resident(&self) -> Option<u64> {
         let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
-        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        let mut fields = statm.split_whitespace().skip(1);
+        let resident: u64 = fields.next()?.parse().ok()?;
+        let shared: u64 = fields.next()?.parse().ok()?;
         let page = unistd::sysconf(unistd::SysconfVar::PAGE_SIZE).ok()??;
-        Some(pages * page as u64)
+        Some(resident.saturating_sub(shared) * page as u64)
     }
 }
 
