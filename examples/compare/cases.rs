@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde_bytes::ByteBuf;
 
 use crate::median;
+use crate::processes;
 
 /// Runs `f` `reps` times after one warm-up run; the median time.
 fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
@@ -199,10 +200,13 @@ pub(crate) fn memory(small: u64, large: u64) -> Memory {
             .sum()
     };
     assert_eq!(sum(small), small * (small - 1));
-    let after_small_kib = status_kib("VmRSS");
+    let after_small_kib = processes::status_kib("VmRSS");
     assert_eq!(sum(large), large * (large - 1));
-    let after_large_kib = status_kib("VmRSS");
-    let idle_worker_private_kib = workers().into_iter().filter_map(private_kib).collect();
+    let after_large_kib = processes::status_kib("VmRSS");
+    let idle_worker_private_kib = processes::workers()
+        .into_iter()
+        .filter_map(processes::private_kib)
+        .collect();
     Memory {
         after_small_kib,
         after_large_kib,
@@ -210,56 +214,4 @@ pub(crate) fn memory(small: u64, large: u64) -> Memory {
         large,
         idle_worker_private_kib,
     }
-}
-
-/// A field of `/proc/self/status`, in kB.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The worker processes of this program's pools: the children of its fork
-/// server, or its own children when it has none.
-fn workers() -> Vec<u32> {
-    let children = children_of(std::process::id());
-    let grandchildren: Vec<u32> = children.iter().flat_map(|&pid| children_of(pid)).collect();
-    if grandchildren.is_empty() {
-        children
-    } else {
-        grandchildren
-    }
-}
-
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
-/// A process's private memory (`Private_Clean` + `Private_Dirty` of
-/// `smaps_rollup`), in kB.
-fn private_kib(pid: u32) -> Option<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let field = |name: &str| -> u64 {
-        rollup
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Some(field("Private_Clean:") + field("Private_Dirty:"))
 }

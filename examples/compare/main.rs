@@ -6,6 +6,7 @@
 //! for a smoke run with small sizes and without Python)
 
 mod cases;
+mod processes;
 mod python;
 mod raw;
 
