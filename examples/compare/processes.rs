@@ -1,5 +1,10 @@
 //! Processes as `/proc` shows them: this program's children and workers,
-//! and a process's memory.
+//! a process's memory, and the CPU time a group of processes used.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use nix::unistd::{sysconf, SysconfVar};
 
 /// A field of `/proc/self/status`, in kB.
 pub(crate) fn status_kib(field: &str) -> u64 {
@@ -23,20 +28,55 @@ pub(crate) fn workers() -> Vec<u32> {
     }
 }
 
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
+/// The fields of `/proc/<pid>/stat` after the command's name: the state is
+/// field 0, the parent's pid field 1.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    // The state is a letter: it reads as 0, which no caller uses.
+    Some(
+        after_name
+            .split(' ')
+            .map(|field| field.trim().parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// Every process and its parent.
+fn parents() -> Vec<(u32, u32)> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
+        .filter_map(|pid| Some((pid, *stat_fields(pid)?.get(1)? as u32)))
         .collect()
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    parents()
+        .into_iter()
+        .filter(|&(_, of)| of == parent)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// `root` and every process descended from it.
+pub(crate) fn family(root: u32) -> Vec<u32> {
+    let parents = parents();
+    let mut family = vec![root];
+    let mut next = 0;
+    while next < family.len() {
+        let parent = family[next];
+        family.extend(
+            parents
+                .iter()
+                .filter(|&&(_, of)| of == parent)
+                .map(|&(pid, _)| pid),
+        );
+        next += 1;
+    }
+    family
 }
 
 /// A process's private memory (`Private_Clean` + `Private_Dirty` of
@@ -51,4 +91,46 @@ pub(crate) fn private_kib(pid: u32) -> Option<u64> {
             .unwrap_or(0)
     };
     Some(field("Private_Clean:") + field("Private_Dirty:"))
+}
+
+/// The CPU time some processes had used at one moment: user and system
+/// time of every thread of each, in clock ticks.
+pub(crate) struct CpuTimes {
+    at: Instant,
+    ticks: HashMap<u32, u64>,
+}
+
+impl CpuTimes {
+    /// The CPU time `pids` have used so far.
+    pub(crate) fn of(pids: &[u32]) -> Self {
+        let ticks = pids
+            .iter()
+            .filter_map(|&pid| {
+                let fields = stat_fields(pid)?;
+                // utime and stime: fields 14 and 15 of the whole line.
+                Some((pid, fields.get(11)? + fields.get(12)?))
+            })
+            .collect();
+        CpuTimes {
+            at: Instant::now(),
+            ticks,
+        }
+    }
+
+    /// The CPU time used between `earlier` and this, as a percentage of
+    /// one core: by the processes of both, and all of that of processes
+    /// new in this one.
+    pub(crate) fn percent_since(&self, earlier: &CpuTimes) -> f64 {
+        let used: u64 = self
+            .ticks
+            .iter()
+            .map(|(pid, &now)| now.saturating_sub(earlier.ticks.get(pid).copied().unwrap_or(0)))
+            .sum();
+        let per_second = sysconf(SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .map_or(100.0, |ticks| ticks as f64);
+        let seconds = self.at.duration_since(earlier.at).as_secs_f64();
+        100.0 * used as f64 / per_second / seconds
+    }
 }
