@@ -1,11 +1,16 @@
 //! forkmap beside the machine's best raw mechanisms, rayon, a serial loop
-//! and Python's pools, all measured in this one run, printed as a table of
-//! figures and ratios against the targets of issue 14.
+//! and Python's pools, all measured in this one run, printed as tables of
+//! figures and ratios against the targets of issue 14 (and issue 15's for
+//! the MPI section).
 //!
 //! `cargo run --release --example compare` (a few minutes; add `--quick`
-//! for a smoke run with small sizes and without Python)
+//! for a smoke run with small sizes and without Python; build with
+//! `--features mpi` for the MPI section, which runs this program again
+//! under `mpirun`)
 
 mod cases;
+#[cfg(feature = "mpi")]
+mod mpi_section;
 mod processes;
 mod python;
 mod raw;
@@ -24,7 +29,18 @@ fn median(times: &mut [Duration]) -> Duration {
 }
 
 fn main() -> Result<(), forkmap::Error> {
+    #[cfg(feature = "mpi")]
+    if let Some(plan) = mpi_section::Plan::of_job(mpi_section::RAW_JOB) {
+        // Its ranks start MPI themselves: `forkmap::init()` would make every
+        // rank but 0 serve a pool.
+        mpi_section::raw::job(plan);
+        return Ok(());
+    }
     forkmap::init()?;
+    #[cfg(feature = "mpi")]
+    if let Some(plan) = mpi_section::Plan::of_job(mpi_section::POOL_JOB) {
+        return mpi_section::pool::job(plan);
+    }
     let started = Instant::now();
     let quick = std::env::args().any(|arg| arg == "--quick");
     let scale = |full: u64, small: u64| if quick { small } else { full };
@@ -55,6 +71,9 @@ fn main() -> Result<(), forkmap::Error> {
 
     eprintln!("running the Python anchors…");
     let python = python::run(quick);
+
+    eprintln!("running the MPI section…");
+    let mpi = mpi_rows(quick);
 
     let figures = Figures {
         interleaved: &interleaved,
@@ -93,8 +112,32 @@ fn main() -> Result<(), forkmap::Error> {
         MILLIS.show(fork8.as_secs_f64()),
         memcpy / 1e9
     );
+    println!("\n## MPI\n");
+    match mpi {
+        Ok((rows, note)) => {
+            table::print(&rows);
+            println!("\n{note}");
+        }
+        Err(reason) => println!("MPI section: {reason}."),
+    }
     println!("\n(this run took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The MPI section's rows and a note under them, or why there are none.
+#[cfg(feature = "mpi")]
+fn mpi_rows(quick: bool) -> Result<(Vec<Row>, String), String> {
+    mpi_section::run(quick)
+}
+
+/// Without the `mpi` feature, there is no MPI section.
+#[cfg(not(feature = "mpi"))]
+fn mpi_rows(_quick: bool) -> Result<(Vec<Row>, String), String> {
+    Err(
+        "not measured: this program was built without the `mpi` feature \
+         (`cargo run --release --features mpi --example compare` runs it, under mpirun)"
+            .into(),
+    )
 }
 
 /// What the main table is made of.
