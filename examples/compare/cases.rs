@@ -8,9 +8,10 @@ use rayon::prelude::*;
 use serde_bytes::ByteBuf;
 
 use crate::median;
+use crate::processes::{self, CpuTimes};
 
 /// Runs `f` `reps` times after one warm-up run; the median time.
-fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
+pub(crate) fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
     f();
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps {
@@ -21,32 +22,32 @@ fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
     median(&mut times)
 }
 
-fn double(x: u64) -> u64 {
+/// The tiny task.
+pub(crate) fn double(x: u64) -> u64 {
     x * 2
 }
 
-/// Items per second of `map(x * 2)` over `n` items: forkmap on 2 workers,
-/// and a serial loop.
-pub(crate) fn tiny(n: u64, reps: usize) -> (f64, f64) {
-    let pool = ProcessPool::new(2).expect("a pool");
-    let pooled = timed(reps, || {
+/// Items per second of `map(x * 2)` over `n` items on `pool`.
+pub(crate) fn tiny(pool: &ProcessPool, n: u64, reps: usize) -> f64 {
+    let time = timed(reps, || {
         let out = pool.map(double, 0..n).expect("map");
         assert_eq!(out[n as usize - 1], (n - 1) * 2);
     });
-    let serial = timed(reps, || {
+    n as f64 / time.as_secs_f64()
+}
+
+/// Items per second of `x * 2` over `n` items in a serial loop.
+pub(crate) fn serial_tiny(n: u64, reps: usize) -> f64 {
+    let time = timed(reps, || {
         let out: Vec<u64> = (0..n).map(|x| std::hint::black_box(double(x))).collect();
         assert_eq!(out[n as usize - 1], (n - 1) * 2);
     });
-    (
-        n as f64 / pooled.as_secs_f64(),
-        n as f64 / serial.as_secs_f64(),
-    )
+    n as f64 / time.as_secs_f64()
 }
 
-/// The median round trip of `apply_async(f, (x,)).get()` on a warm pool of
-/// 2 workers.
-pub(crate) fn latency(rounds: usize) -> Duration {
-    let pool = ProcessPool::new(2).expect("a pool");
+/// The median round trip of `apply_async(f, (x,)).get()` on `pool`, over
+/// `rounds` calls after a tenth as many to warm up.
+pub(crate) fn latency(pool: &ProcessPool, rounds: usize) -> Duration {
     let mut times = Vec::with_capacity(rounds);
     for i in 0..rounds + rounds / 10 {
         let started = Instant::now();
@@ -60,7 +61,7 @@ pub(crate) fn latency(rounds: usize) -> Duration {
 }
 
 /// About ten microseconds of arithmetic.
-fn work(seed: u64) -> u64 {
+pub(crate) fn work(seed: u64) -> u64 {
     let mut x = seed | 1;
     for _ in 0..6_000 {
         x ^= x << 13;
@@ -199,10 +200,13 @@ pub(crate) fn memory(small: u64, large: u64) -> Memory {
             .sum()
     };
     assert_eq!(sum(small), small * (small - 1));
-    let after_small_kib = status_kib("VmRSS");
+    let after_small_kib = processes::status_kib("VmRSS");
     assert_eq!(sum(large), large * (large - 1));
-    let after_large_kib = status_kib("VmRSS");
-    let idle_worker_private_kib = workers().into_iter().filter_map(private_kib).collect();
+    let after_large_kib = processes::status_kib("VmRSS");
+    let idle_worker_private_kib = processes::workers()
+        .into_iter()
+        .filter_map(processes::private_kib)
+        .collect();
     Memory {
         after_small_kib,
         after_large_kib,
@@ -212,54 +216,14 @@ pub(crate) fn memory(small: u64, large: u64) -> Memory {
     }
 }
 
-/// A field of `/proc/self/status`, in kB.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The worker processes of this program's pools: the children of its fork
-/// server, or its own children when it has none.
-fn workers() -> Vec<u32> {
-    let children = children_of(std::process::id());
-    let grandchildren: Vec<u32> = children.iter().flat_map(|&pid| children_of(pid)).collect();
-    if grandchildren.is_empty() {
-        children
-    } else {
-        grandchildren
-    }
-}
-
-/// The processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|end| stat[end + 2..].split(' ').nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
-/// A process's private memory (`Private_Clean` + `Private_Dirty` of
-/// `smaps_rollup`), in kB.
-fn private_kib(pid: u32) -> Option<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let field = |name: &str| -> u64 {
-        rollup
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    Some(field("Private_Clean:") + field("Private_Dirty:"))
+/// The CPU time an idle pool of 2 workers uses, warmed by one call, over
+/// `window`: of this process, its fork server and its workers, as a
+/// percentage of one core.
+pub(crate) fn idle_cpu(window: Duration) -> f64 {
+    let pool = ProcessPool::new(2).expect("a pool");
+    assert_eq!(pool.map(double, 0..1_000).expect("map").len(), 1_000);
+    let family = processes::family(std::process::id());
+    let before = CpuTimes::of(&family);
+    std::thread::sleep(window);
+    CpuTimes::of(&family).percent_since(&before)
 }

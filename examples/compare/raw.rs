@@ -1,6 +1,8 @@
 //! The machine's own limits, measured with no library in between: a forked
-//! child echoing batches over pipes, an 8-byte ping-pong, forking eight
-//! ready children, and memcpy. Every fork of the comparison is here.
+//! child echoing batches over pipes, an 8-byte ping-pong over pipes, forking
+//! eight ready children, and memcpy (`raw_shm` has the echo and the
+//! ping-pong through shared memory). Every fork of the comparison is made
+//! here.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -18,34 +20,66 @@ struct Pipes {
     from: File,
 }
 
-/// Runs `child` in a forked child on its ends of two pipes, then waits for
-/// it; returns what `parent` returns.
-fn with_child<T>(child: fn(Pipes), parent: impl FnOnce(Pipes) -> T) -> T {
-    let (down_read, down_write) = pipe().expect("a pipe");
-    let (up_read, up_write) = pipe().expect("a pipe");
-    // SAFETY: the child only reads and writes its pipes and leaves with
-    // `_exit`, never returning here: it takes no lock and allocates nothing,
-    // so what other threads held at the fork does not matter to it.
+/// Runs `child` on `state` in a forked child, which then leaves with
+/// `_exit`, and `parent` on `state` and the child's pid here; then waits for
+/// the child and returns what `parent` returns.
+///
+/// # Safety
+///
+/// `child` runs in a copy of this process that has only the thread that
+/// forked: it must take no lock and allocate nothing (another thread may
+/// have held the lock at the fork, and kept it in the copy), and must not
+/// panic.
+pub(crate) unsafe fn in_child<S, T>(
+    state: S,
+    child: impl FnOnce(S),
+    parent: impl FnOnce(S, Pid) -> T,
+) -> T {
+    // SAFETY: the child runs only `child`, which takes no lock, allocates
+    // nothing and does not panic (this function's contract), then leaves
+    // with `_exit`, never returning here.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
-            drop((down_write, up_read));
-            child(Pipes {
-                to: File::from(up_write),
-                from: File::from(down_read),
-            });
+            child(state);
             // SAFETY: ends the child at once, without running the parent's
             // destructors or exit handlers.
             unsafe { nix::libc::_exit(0) }
         }
         ForkResult::Parent { child } => {
-            drop((down_read, up_write));
-            let out = parent(Pipes {
-                to: File::from(down_write),
-                from: File::from(up_read),
-            });
+            let out = parent(state, child);
             let _ = waitpid(child, None);
             out
         }
+    }
+}
+
+/// Runs `child` in a forked child on its ends of two pipes, then waits for
+/// it; returns what `parent` returns.
+fn with_child<T>(child: fn(Pipes), parent: impl FnOnce(Pipes) -> T) -> T {
+    let (down_read, down_write) = pipe().expect("a pipe");
+    let (up_read, up_write) = pipe().expect("a pipe");
+    let ends = ((down_read, up_write), (down_write, up_read));
+    // SAFETY: the child closes the parent's ends, then only reads and
+    // writes its pipes (`child` is one of this module's echoes, which do
+    // nothing else and never panic): it takes no lock and allocates nothing.
+    unsafe {
+        in_child(
+            ends,
+            |((from, to), parents)| {
+                drop(parents);
+                child(Pipes {
+                    to: File::from(to),
+                    from: File::from(from),
+                })
+            },
+            |(childs, (to, from)), _| {
+                drop(childs);
+                parent(Pipes {
+                    to: File::from(to),
+                    from: File::from(from),
+                })
+            },
+        )
     }
 }
 
@@ -117,13 +151,14 @@ pub(crate) fn fork_eight_ready(rounds: usize) -> Duration {
         let mut children: Vec<(Pid, UnixStream)> = Vec::with_capacity(8);
         for _ in 0..8 {
             let (ours, mut theirs) = UnixStream::pair().expect("a socket pair");
-            // SAFETY: as in `with_child`: the child writes one byte and
-            // leaves with `_exit`.
+            // SAFETY: the child writes one byte and leaves with `_exit`: it
+            // takes no lock and allocates nothing.
             match unsafe { fork() }.expect("fork") {
                 ForkResult::Child => {
                     drop(ours);
                     let _ = theirs.write_all(&[1]);
-                    // SAFETY: as in `with_child`.
+                    // SAFETY: ends the child at once, without running the
+                    // parent's destructors or exit handlers.
                     unsafe { nix::libc::_exit(0) }
                 }
                 ForkResult::Parent { child } => children.push((child, ours)),
