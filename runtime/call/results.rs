@@ -255,10 +255,16 @@ impl Results {
         {
             let until = Instant::now() + EAGER_WAIT;
             while Instant::now() < until {
-                match self.replies.try_recv() {
-                    Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                    other => return other,
+                for _ in 0..32 {
+                    match self.replies.try_recv() {
+                        Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                        other => return other,
+                    }
                 }
+                // The core goes to whoever else is ready to run there: on a
+                // machine with one core free, the dispatcher or the worker
+                // this caller waits for.
+                thread::yield_now();
             }
         }
         self.replies.recv().map_err(|_| TryRecvError::Disconnected)
