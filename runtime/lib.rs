@@ -119,7 +119,7 @@
 //!   the worker's descriptors cannot hide it. Nothing of the pool's is open
 //!   in a program a task runs: a worker has only standard input
 //!   (`/dev/null`), output and error, and its link to the pool (a socket and
-//!   an eventfd, which close on exec, and its two rings, which exec unmaps).
+//!   a pipe, which close on exec, and its two rings, which exec unmaps).
 //! - **How data moves.** Each worker has two rings in shared memory (one
 //!   each way; [`Builder::ring_size`], 1 MiB each by default): a chunk of
 //!   items, or a batch of results, is one message, and no system call is

@@ -58,6 +58,10 @@ const SCENARIOS: &[common::Scenario] = &[
     ),
     ("no_descriptors_in_the_server", no_descriptors_in_the_server),
     ("no_processes_for_the_server", no_processes_for_the_server),
+    (
+        "no_address_space_for_the_rings",
+        no_address_space_for_the_rings,
+    ),
     ("a_killed_server_is_replaced", a_killed_server_is_replaced),
 ];
 
@@ -92,6 +96,20 @@ fn without_a_server() {
 
 fn double(x: u64) -> u64 {
     x * 2
+}
+
+/// The sockets and pipes this process holds from descriptor 3 on.
+fn sockets_and_pipes(_: u64) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        let target = target.to_string_lossy();
+        if fd >= 3 && (target.starts_with("socket:") || target.starts_with("pipe:")) {
+            found.push(format!("{fd} -> {target}"));
+        }
+    }
+    found
 }
 
 /// Takes stdout's lock and allocates, and says who forked this worker.
@@ -265,6 +283,48 @@ fn no_descriptors_in_the_server() {
     );
 }
 
+/// `ulimit -v`: the server forks the worker and sends its rings, and the
+/// program cannot map them. The pool that asked gets an error (its worker
+/// killed and reaped); the program's other pools, which take the same
+/// lock of the pools' descriptors, serve on.
+fn no_address_space_for_the_rings() {
+    const RING: usize = 64 << 20;
+    let running = ProcessPool::new(2).unwrap();
+    let server = server_pid();
+    let handle = running.map_async(slow_double, 0..8u64);
+    // Room for a dispatcher thread, none for two rings of 64 MiB.
+    let room = 32 << 20;
+    set_limit(
+        0,
+        libc::RLIMIT_AS,
+        common::status_kib("VmSize") * 1024 + room,
+    );
+    let refused = common::within(
+        "a pool whose rings do not map",
+        Duration::from_secs(20),
+        || {
+            ProcessPool::builder()
+                .workers(2)
+                .ring_size(RING)
+                .build()
+                .map(drop)
+        },
+    );
+    set_limit(0, libc::RLIMIT_AS, libc::RLIM_INFINITY);
+    match refused {
+        Err(Error::Spawn(e)) => println!("no address space: the asking pool got: {e}"),
+        Err(other) => panic!("no address space: the wrong error: {other:?}"),
+        Ok(()) => panic!("no address space: a pool started although its rings could not map"),
+    }
+    assert_eq!(
+        handle.get().expect("the running pool's items"),
+        (0..8).map(|x| x * 2).collect::<Vec<u64>>()
+    );
+    let after = ProcessPool::new(2).expect("a pool starts again");
+    assert_eq!(after.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    assert_eq!(server_pid(), server, "the same server serves on");
+}
+
 /// `ulimit -u`. The limit does not hold for root, so as root this scenario
 /// runs itself again as user `nobody`.
 fn no_processes_for_the_server() {
@@ -313,6 +373,20 @@ fn a_killed_server_is_replaced() {
 fn forked_from_the_program() {
     let error = forkmap::init().expect_err("no fork server can start under the loader");
     assert!(matches!(error, Error::Spawn(_)), "{error:?}");
+    // A thread pool's links are the pool's own: a worker forked after them
+    // holds only its own socket and bell, beside what the program had.
+    let had = sockets_and_pipes(0);
+    let threads = forkmap::ThreadPool::new(2).unwrap();
+    assert_eq!(threads.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    let pool = ProcessPool::new(1).unwrap();
+    let mut links = pool.apply(sockets_and_pipes, (0,)).unwrap();
+    links.retain(|link| !had.contains(link));
+    assert_eq!(
+        links.len(),
+        2,
+        "a worker beside a thread pool holds {links:?}"
+    );
+    drop((pool, threads));
     for _ in 0..3 {
         let pool = ProcessPool::new(2).unwrap();
         assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);

@@ -16,7 +16,9 @@
 //!   harms nothing of the parent's, and makes pools of its own;
 //! - the server and workers have names of their own, and a stack overflow
 //!   names its task;
-//! - a result or an argument over the size limit is its item's error.
+//! - a result or an argument over the size limit is its item's error;
+//! - a task that closes its worker's bell, or puts another file in its
+//!   place, loses nothing: the worker is replaced once it holds no work.
 //!
 //! `harness = false`: each scenario runs in a process of its own (this
 //! binary, run again with the scenario's name), so that it counts only its
@@ -73,6 +75,11 @@ const SCENARIOS: &[common::Scenario] = &[
     (
         "a_task_that_writes_into_descriptors",
         a_task_that_writes_into_descriptors,
+    ),
+    ("a_task_that_closes_its_bell", a_task_that_closes_its_bell),
+    (
+        "a_task_that_replaces_its_bell",
+        a_task_that_replaces_its_bell,
     ),
     ("a_forked_caller", a_forked_caller),
     ("names_in_ps", names_in_ps),
@@ -536,6 +543,95 @@ fn a_task_that_closes_every_descriptor() {
 
 fn a_task_that_writes_into_descriptors() {
     only_the_saboteur_fails(write_everywhere, "writes into descriptors 3..64");
+}
+
+/// This worker's pipes from descriptor 3 on: its bell (what it writes to
+/// when it replies while the dispatcher sleeps) is the only one.
+fn pipes() -> Vec<i32> {
+    let mut pipes = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if fd >= 3 && target.to_string_lossy().starts_with("pipe:") {
+            pipes.push(fd);
+        }
+    }
+    pipes
+}
+
+/// Item 0 closes its worker's bell; every item then waits long enough for
+/// the dispatcher to sleep. Gives the worker's pid, and whether it found
+/// a pipe to close.
+fn close_the_bell(x: u64) -> (u64, u32, bool) {
+    let found = x == 0 && !pipes().is_empty();
+    if x == 0 {
+        for fd in pipes() {
+            // SAFETY: closes a descriptor by number, touching no memory.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+    thread::sleep(Duration::from_millis(50));
+    (x, std::process::id(), found)
+}
+
+/// Item 0 puts `/dev/null` in its worker's bell's place, as a task that
+/// redirects output by number might.
+fn replace_the_bell(x: u64) -> (u64, u32, bool) {
+    let found = x == 0 && !pipes().is_empty();
+    if x == 0 {
+        let null = std::fs::File::options()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        for fd in pipes() {
+            // SAFETY: `dup2` on two descriptors, touching no memory.
+            unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+        }
+        std::mem::forget(null);
+    }
+    thread::sleep(Duration::from_millis(50));
+    (x, std::process::id(), found)
+}
+
+/// A worker whose bell a task broke can no longer wake the dispatcher: its
+/// replies still arrive, every item succeeds (none was at fault towards
+/// the others), and the worker is replaced once it holds no work.
+fn a_broken_bell_loses_nothing(saboteur: impl Task<(u64,), Output = (u64, u32, bool)>, what: &str) {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let results = pool.map(saboteur, 0..20u64).unwrap();
+    let took = started.elapsed();
+    assert!(results[0].2, "{what}: item 0 found no bell to break");
+    for (index, &(value, _, _)) in results.iter().enumerate() {
+        assert_eq!(value, index as u64, "{what}: item {index}");
+    }
+    let saboteur_pid = results[0].1;
+    let pids: HashSet<u32> = results.iter().map(|&(_, pid, _)| pid).collect();
+    assert!(
+        pids.len() > 1,
+        "{what}: the worker whose bell broke was never replaced"
+    );
+    // Its replacement serves promptly: it hears its own bell.
+    let (_, pid, _) = pool.apply(close_the_bell, (1,)).unwrap();
+    assert_ne!(pid, saboteur_pid, "{what}: the same worker served on");
+    println!(
+        "{what}: 20 items of 50 ms in {took:.2?}, {} workers",
+        pids.len()
+    );
+}
+
+fn a_task_that_closes_its_bell() {
+    a_broken_bell_loses_nothing(close_the_bell, "closes its bell");
+}
+
+fn a_task_that_replaces_its_bell() {
+    a_broken_bell_loses_nothing(replace_the_bell, "puts /dev/null in its bell's place");
 }
 
 // --- 6. Nested pools --------------------------------------------------------

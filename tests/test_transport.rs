@@ -46,6 +46,7 @@ fn large_values_through_small_rings<P: Pool>(pool: &P) {
 #[test]
 fn values_larger_than_the_ring_travel_both_ways() {
     common::within("values larger than the ring", BOUND, || {
+        let _alone = common::alone();
         let pool = ProcessPool::builder()
             .workers(2)
             .ring_size(4096)
@@ -58,6 +59,47 @@ fn values_larger_than_the_ring_travel_both_ways() {
             .build()
             .unwrap();
         large_values_through_small_rings(&pool);
+    });
+}
+
+fn filled(len: u64) -> ByteBuf {
+    ByteBuf::from(pattern(len, len as usize))
+}
+
+/// Values of every size around half a ring (the largest message a ring
+/// takes), one per chunk, both ways: each goes through the ring or the
+/// socket, and none is cut or shifted at the edge.
+fn sizes_at_the_ring_edge<P: Pool>(pool: &P, ring: u64) {
+    let sizes: Vec<u64> = (ring / 2 - 48..ring / 2 + 24).collect();
+    let made = pool.with_chunk_size(1).map(filled, sizes.clone()).unwrap();
+    for (value, &len) in made.iter().zip(&sizes) {
+        assert_eq!(value.as_slice(), pattern(len, len as usize), "made {len}");
+    }
+    let lengths = pool.with_chunk_size(1).map(length, made).unwrap();
+    assert_eq!(
+        lengths,
+        sizes.iter().map(|&n| n as usize).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn values_at_the_edge_of_a_ring_travel_whole() {
+    common::within("values at the ring's edge", BOUND, || {
+        let _alone = common::alone();
+        for ring in [4096, 8192] {
+            let pool = ProcessPool::builder()
+                .workers(2)
+                .ring_size(ring)
+                .build()
+                .unwrap();
+            sizes_at_the_ring_edge(&pool, ring as u64);
+            let pool = ThreadPool::builder()
+                .workers(2)
+                .ring_size(ring)
+                .build()
+                .unwrap();
+            sizes_at_the_ring_edge(&pool, ring as u64);
+        }
     });
 }
 
@@ -179,6 +221,7 @@ fn die_in_the_middle_of_a_reply(x: u64) -> u64 {
 #[test]
 fn a_worker_killed_in_the_middle_of_a_reply_fails_exactly_its_item() {
     common::within("a worker killed mid-reply", BOUND, || {
+        let _alone = common::alone();
         let pool = ProcessPool::builder()
             .workers(2)
             .chunk_size(1)

@@ -31,9 +31,17 @@ const SPIN: Duration = Duration::from_micros(50);
 /// How many times a spin that brought nothing halves the next one.
 const MAX_SPIN_SHIFT: u32 = 6;
 
-/// While a frame waits for room in a worker's ring, the dispatcher looks
-/// again this often (a full ring has no descriptor to poll).
-const RING_FULL_RETRY: Duration = Duration::from_millis(1);
+/// While a frame waits for room in a worker's ring, or a worker cannot ring
+/// its bell, the dispatcher looks at the links again this often (a full
+/// ring has no descriptor to poll; a worker whose bell is gone replies
+/// unheard).
+const UNHEARD_RETRY: Duration = Duration::from_millis(1);
+
+/// The longest the dispatcher sleeps without looking at every link, whatever
+/// it waits for: a worker whose bell stopped working in a way its pool
+/// cannot see (a task closed it while a process it forked holds a copy) is
+/// slow, never stuck.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// A frame on its way through the socket.
 struct Outgoing {
@@ -60,6 +68,8 @@ pub(super) struct Channel {
     exited: bool,
     /// Its end has been reported.
     reported: bool,
+    /// Its bell's worker end has closed: it cannot wake the dispatcher.
+    deaf: bool,
 }
 
 /// What [`Channel::receive`] found.
@@ -87,6 +97,17 @@ impl Channel {
             finished: false,
             exited: false,
             reported: false,
+            deaf: false,
+        }
+    }
+
+    /// Silences the worker's bell, which `poll` found rung; if its end has
+    /// closed (its task closed it, or put another file in its place),
+    /// reports that the worker can no longer wake the dispatcher.
+    fn hear(&mut self, worker: usize, events: &mut Vec<Event>) {
+        if !self.link.bell.get().silence() {
+            self.deaf = true;
+            events.push(Event::Deaf { worker });
         }
     }
 
@@ -374,20 +395,23 @@ fn sleep(
         None
     } else {
         let mut fds = vec![(doorbell.fd(), false)];
-        let mut ring_full = false;
+        let mut look_again = LOOK_AGAIN;
         for (_, channel, exit, _) in live.iter() {
-            fds.push((channel.link.bell.get().fd(), false));
+            if !channel.deaf {
+                fds.push((channel.link.bell.get().fd(), false));
+            }
             let socket = channel.link.socket.stream().as_fd();
             fds.push((socket, !channel.bulk_out.is_empty()));
             fds.extend(exit.map(|exit| (exit, false)));
-            ring_full |= !channel.waiting.is_empty();
+            if !channel.waiting.is_empty() || channel.deaf {
+                look_again = UNHEARD_RETRY;
+            }
         }
-        let mut timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if ring_full {
-            timeout = Some(timeout.map_or(RING_FULL_RETRY, |t| t.min(RING_FULL_RETRY)));
-        }
+        let timeout = deadline.map_or(look_again, |d| {
+            d.saturating_duration_since(Instant::now()).min(look_again)
+        });
         // Only an invalid argument makes poll fail; look again next time.
-        platform::poll(&fds, timeout).ok()
+        platform::poll(&fds, Some(timeout)).ok()
     };
     doorbell.set_sleeping(false);
     for (_, _, _, board) in live.iter() {
@@ -401,8 +425,8 @@ fn sleep(
     }
     let mut next = ready[1..].iter();
     for (worker, channel, exit, _) in live.iter_mut() {
-        if next.next().is_some_and(|bell| bell.readable) {
-            channel.link.bell.get().silence();
+        if !channel.deaf && next.next().is_some_and(|bell| bell.readable) {
+            channel.hear(*worker, events);
         }
         let socket = next.next().copied().unwrap_or_default();
         let exited = exit.is_some() && next.next().is_some_and(|r| r.readable);

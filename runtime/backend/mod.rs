@@ -39,6 +39,11 @@ pub(crate) enum Event {
     /// Worker `worker` sent bytes that are not a frame, for `reason`; nothing
     /// more is read from it, and the dispatcher ends it.
     Garbled { worker: usize, reason: String },
+    /// Worker `worker` can no longer wake the dispatcher (a task closed a
+    /// descriptor of its link, or put another file in its place). Its
+    /// replies still come, looked for every so often; the dispatcher
+    /// replaces it once it holds no work.
+    Deaf { worker: usize },
 }
 
 /// How a worker ended, from [`Backend::end`].

@@ -46,7 +46,10 @@ impl Backend for ThreadBackend {
         let theirs_board = Arc::clone(&board);
         let thread = thread::Builder::new()
             .name("forkmap-worker".into())
-            .spawn(move || worker::run(theirs, &theirs_board))?;
+            .spawn(move || {
+                let mut theirs = theirs;
+                worker::run(theirs.ends(), &theirs_board)
+            })?;
         if self.slots.len() <= worker {
             self.slots.resize_with(worker + 1, || None);
         }

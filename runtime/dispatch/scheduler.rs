@@ -186,6 +186,17 @@ impl Scheduler {
                 }
                 Event::Ended { worker } => self.bury(worker, None),
                 Event::Garbled { worker, reason } => self.bury(worker, Some(reason)),
+                Event::Deaf { worker } => {
+                    if let Some(slot) = self.slots[worker].as_mut() {
+                        event!(
+                            warn,
+                            worker,
+                            "a task closed or replaced a descriptor of its worker's link, \
+                             so the worker is replaced once it holds no work"
+                        );
+                        slot.retire();
+                    }
+                }
             }
         }
         self.events = events;

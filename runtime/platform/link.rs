@@ -14,7 +14,7 @@ use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{recv, MsgFlags};
 
-use crate::platform::bell::Bell;
+use crate::platform::bell::{self, Bell, Ringer};
 use crate::platform::ring::Ring;
 use crate::platform::Private;
 
@@ -35,7 +35,7 @@ pub(crate) struct WorkerEnds {
     pub(crate) down: Ring,
     /// To the pool.
     pub(crate) up: Ring,
-    pub(crate) bell: Bell,
+    pub(crate) bell: Ringer,
 }
 
 /// The pool's side of a worker's link. Its descriptors are the pool's own:
@@ -73,8 +73,7 @@ impl NewLink {
         let (socket, worker_socket) = UnixStream::pair()?;
         let (down, down_file) = Ring::create(ring_size)?;
         let (up, up_file) = Ring::create(ring_size)?;
-        let bell = Bell::new()?;
-        let pool_bell = bell.fd().try_clone_to_owned()?;
+        let (bell, pool_bell) = bell::new()?;
         Ok(NewLink {
             worker: WorkerEnds {
                 socket: worker_socket,

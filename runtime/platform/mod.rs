@@ -34,7 +34,8 @@ use nix::unistd::{self, Pid};
 /// The parent-side descriptors of every pool in this process. A freshly
 /// forked worker closes all of them, so that no worker holds another worker's
 /// channel open (which would hide that channel's end-of-file) and no worker
-/// can read another's frames.
+/// can read another's frames. Dropping a [`Private`] takes this lock, so
+/// none may be dropped while it is held.
 static OURS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
 fn ours() -> MutexGuard<'static, Vec<RawFd>> {
@@ -205,12 +206,17 @@ pub(crate) struct Spawned {
 pub(crate) fn spawn_worker(ring_size: usize) -> io::Result<Spawned> {
     if let Some(forked) = server::spawn(ring_size) {
         let forked = forked?;
-        let mut ours = ours();
-        // The child first: dropped on an error below, it is killed and reaped.
-        let child = Child::new(&mut ours, forked.pid, Forker::Server(forked.generation))?;
+        let (child, link) = {
+            let mut ours = ours();
+            let child = Child::new(&mut ours, forked.pid, Forker::Server(forked.generation));
+            (child, forked.link.open(&mut ours))
+        };
+        // Looked at with the lock released: dropping a child or a link
+        // takes it. A child dropped here (its link did not open: no
+        // address space for its rings) is killed and reaped.
         return Ok(Spawned {
-            link: forked.link.open(&mut ours)?,
-            child,
+            child: child?,
+            link: link?,
             board: forked.board,
         });
     }
@@ -220,8 +226,10 @@ pub(crate) fn spawn_worker(ring_size: usize) -> io::Result<Spawned> {
         ));
     };
     let board = SharedBoard::new()?;
-    let link = NewLink::new(ring_size)?;
+    // The link is made under the lock, so that no other thread's fork copies
+    // its descriptors before they are registered.
     let mut ours = ours();
+    let link = NewLink::new(ring_size)?;
     let pool = link.pool.open(&mut ours)?;
     // Every descriptor of every pool, this worker's side included: a new
     // worker closes them all. The lock is held across the fork, so that no
@@ -230,21 +238,63 @@ pub(crate) fn spawn_worker(ring_size: usize) -> io::Result<Spawned> {
     let inherited: Vec<RawFd> = ours.clone();
     let (pid, ours) = process::fork_worker(&inherited, &board, body, Some(ours), link.worker)?;
     let mut ours = ours.expect("fork_worker gives the list back");
+    let child = Child::new(&mut ours, pid, Forker::Program);
+    // Released before `pool` can be dropped, which takes it.
+    drop(ours);
     Ok(Spawned {
-        child: Child::new(&mut ours, pid, Forker::Program)?,
+        child: child?,
         link: pool,
         board,
     })
 }
 
 /// A link for a worker thread of this process, with rings of `ring_size`
-/// bytes: the pool's side and the thread's.
-pub(crate) fn thread_link(ring_size: usize) -> io::Result<(PoolEnds, WorkerEnds)> {
+/// bytes: the pool's side and the thread's. Both are the pool's own:
+/// a worker forked from this process closes their descriptors, and their
+/// rings are not mapped in it.
+pub(crate) fn thread_link(ring_size: usize) -> io::Result<(PoolEnds, ThreadEnds)> {
+    // Made under the lock, so that no fork copies them before they are
+    // registered.
+    let mut ours = ours();
     let link = NewLink::new(ring_size)?;
-    let pool = link.pool.open(&mut ours())?;
-    link.worker.down.keep_from_children();
-    link.worker.up.keep_from_children();
-    Ok((pool, link.worker))
+    let pool = link.pool.open(&mut ours)?;
+    let worker = link.worker;
+    worker.down.keep_from_children();
+    worker.up.keep_from_children();
+    let fds = [worker.socket.as_raw_fd(), worker.bell.as_raw_fd()];
+    ours.extend(fds);
+    Ok((
+        pool,
+        ThreadEnds {
+            ends: Some(worker),
+            fds,
+        },
+    ))
+}
+
+/// A worker thread's side of its link, registered as the pool's own
+/// descriptors are.
+#[derive(Debug)]
+pub(crate) struct ThreadEnds {
+    ends: Option<WorkerEnds>,
+    fds: [RawFd; 2],
+}
+
+impl ThreadEnds {
+    pub(crate) fn ends(&mut self) -> &mut WorkerEnds {
+        self.ends
+            .as_mut()
+            .expect("a thread's ends are there until dropped")
+    }
+}
+
+impl Drop for ThreadEnds {
+    fn drop(&mut self) {
+        // As a `Private` is dropped: unregistered and closed under the lock.
+        let mut ours = ours();
+        ours.retain(|fd| !self.fds.contains(fd));
+        drop(self.ends.take());
+    }
 }
 
 /// Starts the fork server now, unless it runs already; an error says why

@@ -22,7 +22,7 @@ pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
 
 /// What a worker runs: it serves its side of its link and returns the
 /// process's exit code.
-pub(crate) type WorkerBody = fn(WorkerEnds, &Board) -> i32;
+pub(crate) type WorkerBody = fn(&mut WorkerEnds, &Board) -> i32;
 
 /// Forks a worker that runs `body` on `ends`, its side of a new link,
 /// posting on `board`, then exits with the code `body` returns; this
@@ -97,7 +97,14 @@ fn worker_main(
         // The parent is already gone (or cannot be watched): do no work.
         1
     } else {
-        std::panic::catch_unwind(move || body(ends, board)).unwrap_or(101)
+        let mut ends = ends;
+        // Unwind-safe: after a panic, the ends are only forgotten.
+        let run = std::panic::AssertUnwindSafe(|| body(&mut ends, board));
+        let code = std::panic::catch_unwind(run).unwrap_or(101);
+        // Not dropped: a task may have closed these descriptors, and closing
+        // them again would abort a debug build; `exit` closes what is open.
+        std::mem::forget(ends);
+        code
     };
     exit(code)
 }

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::platform;
-use crate::platform::bell::Bell;
+use crate::platform::bell::Ringer;
 use crate::platform::board::{Board, Doing, INITIALIZER};
 use crate::platform::link::{self, WorkerEnds};
 use crate::platform::ring::{Ring, Waited};
@@ -59,28 +59,29 @@ const SPIN: Duration = Duration::from_micros(20);
 const LOOK_FOR_POOL: Duration = Duration::from_secs(1);
 
 /// Serves the pool until it ends the link; returns the exit code.
-pub(crate) fn run(ends: WorkerEnds, board: &Board) -> i32 {
+pub(crate) fn run(ends: &mut WorkerEnds, board: &Board) -> i32 {
     let WorkerEnds {
         socket,
-        mut down,
+        down,
         up,
         bell,
     } = ends;
+    let socket: &UnixStream = socket;
     let mut replies = Replies {
         up,
-        socket: &socket,
+        socket,
         bell,
         board,
     };
     let mut send = |reply: &[u8]| replies.send(reply);
-    let mut reader = BufReader::with_capacity(64 * 1024, &socket);
+    let mut reader = BufReader::with_capacity(64 * 1024, socket);
     let mut bulk = Vec::new();
     let mut session = Session::new(true);
     loop {
         if !down.has_message() {
             let deadline = Instant::now() + LOOK_FOR_POOL;
             if down.wait_readable(SPIN, Some(deadline)) == Waited::TimedOut
-                && link::peer_closed(&socket)
+                && link::peer_closed(socket)
             {
                 return 0;
             }
@@ -112,9 +113,9 @@ pub(crate) fn run(ends: WorkerEnds, board: &Board) -> i32 {
 /// Where a worker's replies go: its ring to the pool, or the socket for a
 /// reply too large for the ring; then the bell, if the dispatcher sleeps.
 struct Replies<'a> {
-    up: Ring,
+    up: &'a mut Ring,
     socket: &'a UnixStream,
-    bell: Bell,
+    bell: &'a Ringer,
     board: &'a Board,
 }
 
