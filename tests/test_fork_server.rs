@@ -219,11 +219,21 @@ fn slow_double(x: u64) -> u64 {
 /// succeed, and, once `restore` has run, a new pool comes from the same
 /// server.
 fn only_the_asking_pool_fails(fail: impl FnOnce(u32), restore: impl FnOnce(u32), what: &str) {
+    only_this_pool_fails(|| ProcessPool::new(2), fail, restore, what);
+}
+
+/// As [`only_the_asking_pool_fails`], for the pool that `ask` builds.
+fn only_this_pool_fails(
+    ask: impl FnOnce() -> Result<ProcessPool, Error>,
+    fail: impl FnOnce(u32),
+    restore: impl FnOnce(u32),
+    what: &str,
+) {
     let running = ProcessPool::new(2).unwrap();
     let server = server_pid();
     let handle = running.map_async(slow_double, 0..8u64);
     fail(server);
-    let refused = ProcessPool::new(2);
+    let refused = ask();
     restore(server);
     match refused {
         Err(Error::Spawn(e)) => println!("{what}: the asking pool got: {e}"),
@@ -288,41 +298,27 @@ fn no_descriptors_in_the_server() {
 /// killed and reaped); the program's other pools, which take the same
 /// lock of the pools' descriptors, serve on.
 fn no_address_space_for_the_rings() {
-    const RING: usize = 64 << 20;
-    let running = ProcessPool::new(2).unwrap();
-    let server = server_pid();
-    let handle = running.map_async(slow_double, 0..8u64);
     // Room for a dispatcher thread, none for two rings of 64 MiB.
     let room = 32 << 20;
-    set_limit(
-        0,
-        libc::RLIMIT_AS,
-        common::status_kib("VmSize") * 1024 + room,
-    );
-    let refused = common::within(
-        "a pool whose rings do not map",
-        Duration::from_secs(20),
+    only_this_pool_fails(
         || {
-            ProcessPool::builder()
+            let refused = ProcessPool::builder()
                 .workers(2)
-                .ring_size(RING)
-                .build()
-                .map(drop)
+                .ring_size(64 << 20)
+                .build();
+            if let Err(error) = &refused {
+                // The error says what to change.
+                assert!(error.to_string().contains("ring_size"), "{error}");
+            }
+            refused
         },
+        |_| {
+            let size = common::status_kib("VmSize") * 1024;
+            set_limit(0, libc::RLIMIT_AS, size + room);
+        },
+        |_| set_limit(0, libc::RLIMIT_AS, libc::RLIM_INFINITY),
+        "no address space for the rings",
     );
-    set_limit(0, libc::RLIMIT_AS, libc::RLIM_INFINITY);
-    match refused {
-        Err(Error::Spawn(e)) => println!("no address space: the asking pool got: {e}"),
-        Err(other) => panic!("no address space: the wrong error: {other:?}"),
-        Ok(()) => panic!("no address space: a pool started although its rings could not map"),
-    }
-    assert_eq!(
-        handle.get().expect("the running pool's items"),
-        (0..8).map(|x| x * 2).collect::<Vec<u64>>()
-    );
-    let after = ProcessPool::new(2).expect("a pool starts again");
-    assert_eq!(after.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
-    assert_eq!(server_pid(), server, "the same server serves on");
 }
 
 /// `ulimit -u`. The limit does not hold for root, so as root this scenario

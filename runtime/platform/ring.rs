@@ -729,7 +729,11 @@ impl Mapping {
                 file,
                 0,
             )
-        }?;
+        }
+        .map_err(|e| {
+            let hint = "a smaller `ring_size` needs less address space";
+            io::Error::other(format!("could not map a ring of {len} bytes: {e} ({hint})"))
+        })?;
         Ok(Mapping {
             start: start.cast(),
             len,
