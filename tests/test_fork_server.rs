@@ -13,6 +13,9 @@
 //!   error: other pools' items all succeed, and later workers still come
 //!   from the same server;
 //! - a server killed between calls is replaced at the next spawn;
+//! - a task that signals its worker's parent, the server, to end it harms
+//!   nothing; one that stops it (SIGSTOP) has it replaced, after a wait;
+//! - a program that ignores SIGCHLD still learns how its workers ended;
 //! - where no server can be started (here: the program runs under the
 //!   dynamic loader, so that its `/proc/self/exe` is the loader), pools fork
 //!   their workers from the program and say so once, unless
@@ -63,6 +66,9 @@ const SCENARIOS: &[common::Scenario] = &[
         no_address_space_for_the_rings,
     ),
     ("a_killed_server_is_replaced", a_killed_server_is_replaced),
+    ("a_task_signals_the_server", a_task_signals_the_server),
+    ("a_task_stops_the_server", a_task_stops_the_server),
+    ("the_program_ignores_sigchld", the_program_ignores_sigchld),
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
@@ -395,4 +401,105 @@ fn forked_from_the_program() {
         );
     }
     assert!(common::fork_servers().is_empty());
+}
+
+/// What a task may send its worker's parent, thinking it its program.
+const ENDING_SIGNALS: [libc::c_int; 10] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
+
+/// Sends `signal` to this process's parent; gives the parent's pid.
+fn signal_the_parent(signal: libc::c_int) -> u32 {
+    let parent = std::os::unix::process::parent_id();
+    // SAFETY: `kill` takes a pid and a signal number, touching no memory.
+    unsafe { libc::kill(parent as libc::pid_t, signal) };
+    thread::sleep(Duration::from_millis(20));
+    parent
+}
+
+/// Each signal that ends or stops a process by default, sent by a task to
+/// its worker's parent: the server ignores them all, so another pool's
+/// items, running meanwhile, all succeed, and the same server serves on.
+fn a_task_signals_the_server() {
+    let bystander = ProcessPool::new(2).unwrap();
+    let server = server_pid();
+    let handle = bystander.map_async(slow_double, 0..8u64);
+    let pool = ProcessPool::new(1).unwrap();
+    let parents = pool.map(signal_the_parent, ENDING_SIGNALS).unwrap();
+    assert!(
+        parents.iter().all(|&parent| parent == server),
+        "{parents:?}"
+    );
+    assert_eq!(
+        handle.get().expect("the other pool's items"),
+        (0..8).map(|x| x * 2).collect::<Vec<u64>>()
+    );
+    let state = common::process(server).expect("the server runs").state;
+    assert!(matches!(state, 'S' | 'R'), "the server is in state {state}");
+    assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    assert_eq!(server_pid(), server, "the same server serves on");
+}
+
+/// A task stops its worker's parent, the server, with SIGSTOP (which no
+/// process can ignore). Its worker retires after that task, and the pool
+/// asks the server to reap it: the server does not answer, so after a
+/// wait it is killed and another started, and the pool serves on.
+fn a_task_stops_the_server() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_worker(1)
+        .build()
+        .unwrap();
+    let server = server_pid();
+    assert_eq!(
+        pool.apply(signal_the_parent, (libc::SIGSTOP,)).unwrap(),
+        server
+    );
+    assert_eq!(pool.apply(double, (2,)).unwrap(), 4);
+    let replacement = server_pid();
+    assert_ne!(replacement, server, "the stopped server still serves");
+    assert!(
+        common::process(server).is_none(),
+        "the stopped server was left behind"
+    );
+    assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+}
+
+/// Aborts on item 3; runs `true` otherwise, and says how it ended.
+fn abort_on_3(x: u64) -> bool {
+    if x == 3 {
+        std::process::abort();
+    }
+    Command::new("true").status().unwrap().success()
+}
+
+/// A program that ignores SIGCHLD, which its fork server would inherit
+/// through `exec`: the kernel would then reap the workers itself, and how
+/// they ended would be lost. The server takes SIGCHLD's default action, so
+/// an abort is reported as SIGABRT, and a task can wait for what it runs.
+fn the_program_ignores_sigchld() {
+    // SAFETY: setting a signal's action to "ignore" installs no code.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let pool = ProcessPool::new(2).unwrap();
+    let results: Vec<_> = pool.with_chunk_size(1).imap(abort_on_3, 0..6u64).collect();
+    for (index, result) in results.iter().enumerate() {
+        match result {
+            Err(Error::WorkerDied { death, .. }) if index == 3 => assert_eq!(
+                *death,
+                forkmap::Death::Signal(libc::SIGABRT),
+                "how item 3's worker ended"
+            ),
+            Ok(ran) if index != 3 => assert!(ran, "item {index}: `true` failed"),
+            other => panic!("item {index}: {other:?}"),
+        }
+    }
 }

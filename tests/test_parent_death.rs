@@ -1,6 +1,7 @@
 //! A program killed with SIGKILL, which runs no destructor, takes its pool's
-//! workers with it, and its fork server too, within a second; what the tasks
-//! printed has reached the program's stdout and stderr.
+//! workers with it, and its fork server too, within a second, a worker
+//! whose task gave up root included; what the tasks printed has reached the
+//! program's stdout and stderr.
 //!
 //! `harness = false`: `main` re-runs this binary as the program under test,
 //! three ways: with the fork server started by its first pool ("lazy"), by
@@ -96,6 +97,18 @@ fn program_under_test(mode: Mode) -> ! {
     let pool = ProcessPool::new(WORKERS).expect("a pool starts");
     let ran = pool.map(speak, 0..ITEMS).expect("the map runs");
     assert_eq!(ran.len(), ITEMS as usize);
+    // With a server, as root, a task gives up root and runs on, as one
+    // running untrusted code might: that clears its worker's parent-death
+    // signal, and the server must take it down itself.
+    let _running = (mode.has_server() && uid(std::process::id()) == Some(0)).then(|| {
+        let running = pool.apply_async(give_up_root, (0,));
+        let deadline = Instant::now() + READY_WITHIN;
+        while !common::workers().iter().any(|w| uid(w.pid) == Some(NOBODY)) {
+            assert!(Instant::now() < deadline, "no task gave up root");
+            thread::sleep(Duration::from_millis(5));
+        }
+        running
+    });
     let mut out = io::stdout().lock();
     writeln!(out, "ready {}", std::process::id()).unwrap();
     out.flush().unwrap();
@@ -106,6 +119,25 @@ fn program_under_test(mode: Mode) -> ! {
     let _ = io::stdin().read_to_end(&mut Vec::new());
     drop(pool);
     std::process::exit(2);
+}
+
+/// User and group `nobody`.
+const NOBODY: u32 = 65534;
+
+/// Gives up root for `nobody`, then works for a minute.
+fn give_up_root(_: u64) -> u64 {
+    // SAFETY: `setgid` and `setuid` take ids and touch no memory.
+    let given_up = unsafe { nix::libc::setgid(NOBODY) == 0 && nix::libc::setuid(NOBODY) == 0 };
+    assert!(given_up, "setuid: {}", io::Error::last_os_error());
+    thread::sleep(Duration::from_secs(60));
+    0
+}
+
+/// The real user id of process `pid`.
+fn uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

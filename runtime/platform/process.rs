@@ -4,18 +4,64 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{self, Signal};
+use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
 use super::Death;
 use crate::platform::board::Board;
 use crate::platform::link::WorkerEnds;
+
+/// Signals a task could send its worker's parent, the fork server, that
+/// would end or stop it: the server ignores them (nothing legitimate sends
+/// them: it is in a process group of its own, and ends when the program's
+/// socket closes), and its workers take back the default actions.
+const SHIELDED: [Signal; 10] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// Whether this process shields itself (it is the fork server), and so
+/// whether a worker it forks must take the default actions back.
+static SHIELDING: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process (the fork server) ignore the [`SHIELDED`] signals, and
+/// take SIGCHLD's default action: a program that ignores SIGCHLD passes
+/// that on through `exec`, and the kernel would then reap the workers
+/// itself, losing how they ended.
+pub(super) fn shield() {
+    SHIELDING.store(true, Ordering::Relaxed);
+    for signal in SHIELDED {
+        // SAFETY: setting a signal's action to "ignore" installs no code.
+        let _ = unsafe { signal::signal(signal, SigHandler::SigIgn) };
+    }
+    // SAFETY: setting a signal's action to its default installs no code.
+    let _ = unsafe { signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) };
+}
+
+/// In a worker of a process that [`shield`]s itself: the default actions.
+fn unshield() {
+    if SHIELDING.load(Ordering::Relaxed) {
+        for signal in SHIELDED {
+            // SAFETY: as in `shield`.
+            let _ = unsafe { signal::signal(signal, SigHandler::SigDfl) };
+        }
+    }
+}
 
 /// The locked list of a process's pool descriptors (`platform::OURS`).
 pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
@@ -80,6 +126,7 @@ fn worker_main(
     body: WorkerBody,
 ) -> ! {
     set_name(c"forkmap-worker");
+    unshield();
     super::rust_runtime::set_up();
     // A group of its own: terminal signals meant for the program do not
     // reach it, a task's `kill(0, ..)` reaches only it and what it started,

@@ -74,6 +74,10 @@ fn is_set(name: &str) -> bool {
 /// How long a new server may take to say it is ready.
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
 
+/// How long a server may take to answer a request. One that does not (a
+/// task stopped it with SIGSTOP) is killed, and another started.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// The program's link to its fork server.
 static SERVER: Mutex<State> = Mutex::new(State::NotStarted);
 
@@ -230,7 +234,7 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
     // is out of descriptors: the kernel drops what does not fit), it is of
     // no use.
     let Ok([file, socket, down, up, bell]) = <[OwnedFd; 5]>::try_from(fds) else {
-        reap_from(server, pid, true);
+        reap_from(server, pid, true)?;
         return Ok(Err(io::Error::other(
             "a worker came without its descriptors (is this process out of descriptors?)",
         )));
@@ -238,7 +242,7 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
     let board = match SharedBoard::open(&file) {
         Ok(board) => board,
         Err(e) => {
-            reap_from(server, pid, true);
+            reap_from(server, pid, true)?;
             return Ok(Err(e));
         }
     };
@@ -254,26 +258,34 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
 /// it first when `kill` is set. A worker of a server that has ended died
 /// with it, and is nobody's to reap any more.
 pub(crate) fn reap(pid: Pid, kill: bool, generation: u64) -> Death {
-    let state = state();
-    match &*state {
-        State::Running(server)
-            if server.generation == generation && server.owner == unistd::getpid() =>
-        {
-            reap_from(server, pid, kill)
+    let mut state = state();
+    let State::Running(server) = &mut *state else {
+        return Death::Unknown;
+    };
+    if server.generation != generation || server.owner != unistd::getpid() {
+        return Death::Unknown;
+    }
+    match reap_from(server, pid, kill) {
+        Ok(death) => death,
+        // Gone or stuck: it is killed (its workers die with it), and the
+        // next spawn starts another.
+        Err(_) => {
+            let _ = server.process.kill();
+            let _ = server.process.wait();
+            *state = State::NotStarted;
+            Death::Unknown
         }
-        _ => Death::Unknown,
     }
 }
 
-fn reap_from(server: &Server, pid: Pid, kill: bool) -> Death {
+/// Asks `server` to reap `pid`; `Err` when it could not be reached.
+fn reap_from(server: &Server, pid: Pid, kill: bool) -> io::Result<Death> {
     let mut request = [0; 16];
     request[0] = REAP;
     request[1] = u8::from(kill);
     request[4..8].copy_from_slice(&pid.as_raw().to_le_bytes());
-    match exchange(&server.control, &request) {
-        Ok((reply, _)) => decode_death(&reply),
-        Err(_) => Death::Unknown,
-    }
+    let (reply, _) = exchange(&server.control, &request)?;
+    Ok(decode_death(&reply))
 }
 
 /// Runs the program's binary again as a fork server, and waits for its
@@ -392,6 +404,7 @@ fn become_server() -> io::Result<OwnedFd> {
     let null = std::fs::File::open("/dev/null")?;
     unistd::dup2_stdin(&null)?;
     process::set_name(c"forkmap-server");
+    process::shield();
     rust_runtime::set_up();
     send(control.as_raw_fd(), &hello(), &[])?;
     Ok(control)
@@ -402,14 +415,19 @@ fn serve(control: &OwnedFd) -> i32 {
     let Some(&body) = WORKER_BODY.first() else {
         return 1;
     };
+    // The workers forked and not yet reaped: killed, with what their tasks
+    // started, when the server ends. Most die with it anyway, but a task
+    // that changes its credentials loses its parent-death signal.
+    let mut forked = Vec::new();
     loop {
         let request = match receive(control.as_raw_fd()) {
             Ok(Some((request, _))) => request,
-            _ => return 0,
+            _ => break,
         };
         let sent = match request[0] {
             SPAWN => match fork_for_parent(control, body, ring_size(&request)) {
                 Ok((pid, link, file)) => {
+                    forked.push(pid);
                     let mut reply = [0; 16];
                     reply[..4].copy_from_slice(&pid.as_raw().to_le_bytes());
                     let [socket, down, up, bell] = link.raw_fds();
@@ -425,16 +443,24 @@ fn serve(control: &OwnedFd) -> i32 {
                 }
             },
             REAP => {
-                let pid = i32::from_le_bytes(request[4..8].try_into().expect("four bytes"));
-                let death = process::reap(Pid::from_raw(pid), request[1] != 0);
+                let pid = Pid::from_raw(i32::from_le_bytes(
+                    request[4..8].try_into().expect("four bytes"),
+                ));
+                let death = process::reap(pid, request[1] != 0);
+                forked.retain(|&other| other != pid);
                 send(control.as_raw_fd(), &encode_death(death), &[])
             }
             _ => Ok(()),
         };
         if sent.is_err() {
-            return 0;
+            break;
         }
     }
+    // Not reaped, so each pid is still its worker's, and its group's id.
+    for pid in forked {
+        process::kill_group(pid);
+    }
+    0
 }
 
 /// The ring size a spawn request asks for.
@@ -466,9 +492,24 @@ fn fork_for_parent(
     Ok((pid, link.pool, file))
 }
 
-/// Sends a request and waits for its reply and the descriptors it carries.
+/// Sends a request and waits for its reply and the descriptors it carries,
+/// for at most [`ANSWER_WITHIN`].
 fn exchange(control: &OwnedFd, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
     send(control.as_raw_fd(), request, &[])?;
+    let deadline = std::time::Instant::now() + ANSWER_WITHIN;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the fork server did not answer",
+            ));
+        }
+        // Woken by a signal, it finds nothing ready, and waits again.
+        if super::poll(&[(control.as_fd(), false)], Some(left))?[0].readable {
+            break;
+        }
+    }
     receive(control.as_raw_fd())?.ok_or_else(|| io::Error::other("the fork server has ended"))
 }
 
