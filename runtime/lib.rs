@@ -109,8 +109,14 @@
 //!   a handler of its own, the program decides, and a call in progress runs
 //!   to its end; without one, the program ends, and its server and workers
 //!   follow within a moment (the server sees the program's end of its socket
-//!   close, and the workers die with the server, by `PR_SET_PDEATHSIG`). A
-//!   task's `kill(0, ...)` reaches its own worker's group only.
+//!   close, kills the workers it has not reaped, and ends; the workers also
+//!   die with the server, by `PR_SET_PDEATHSIG`). A task's `kill(0, ...)`
+//!   reaches its own worker's group only. The server ignores the signals
+//!   that would end or stop it (a task may send its worker's parent SIGTERM
+//!   or SIGUSR1 thinking it its program), and its workers take the default
+//!   actions back; a server stopped with SIGSTOP is killed and replaced
+//!   once it has not answered for 10 s. It takes SIGCHLD's default action
+//!   even where the program ignores SIGCHLD, so how workers end is known.
 //! - **What tasks start.** A child process a task starts is in its worker's
 //!   process group (unless it leaves it, with `setsid` or `setpgid`): when
 //!   the worker ends (killed by a timeout, the memory limit or a
@@ -119,7 +125,10 @@
 //!   the worker's descriptors cannot hide it. Nothing of the pool's is open
 //!   in a program a task runs: a worker has only standard input
 //!   (`/dev/null`), output and error, and its link to the pool (a socket and
-//!   a pipe, which close on exec, and its two rings, which exec unmaps).
+//!   a pipe, which close on exec, and its two rings, which exec unmaps). A
+//!   task that closes one of these, or puts another file in its place,
+//!   costs at most its own item; a worker whose bell (the pipe) is gone is
+//!   replaced once it holds no work.
 //! - **How data moves.** Each worker has two rings in shared memory (one
 //!   each way; [`Builder::ring_size`], 1 MiB each by default): a chunk of
 //!   items, or a batch of results, is one message, and no system call is
