@@ -8,8 +8,9 @@
 //!   with it; a task's `kill(0, SIGTERM)` reaches only its own worker;
 //! - a child that a task leaves running cannot hide its worker's death, nor
 //!   outlive the pool; nothing of the pool's is open in what a task runs;
-//! - timeouts count from hand-over: a stopped worker and an argument whose
-//!   decoding hangs time out; a task that writes half a frame on its
+//! - timeouts count from hand-over: a stopped worker, an argument whose
+//!   decoding hangs, and a task that lies on its board about its start time
+//!   out; a task that writes half a frame on its
 //!   worker's socket, then blocks, fails at once;
 //! - tasks can run pools of their own, and an outer timeout ends them;
 //! - a process the program forks gets an error from an inherited pool,
@@ -59,6 +60,10 @@ const SCENARIOS: &[common::Scenario] = &[
     ),
     ("a_stopped_worker_times_out", a_stopped_worker_times_out),
     ("a_hanging_argument_times_out", a_hanging_argument_times_out),
+    (
+        "a_task_that_lies_about_its_start_times_out",
+        a_task_that_lies_about_its_start_times_out,
+    ),
     (
         "half_a_frame_then_a_block_fails_that_item",
         half_a_frame_then_a_block_fails_that_item,
@@ -449,6 +454,42 @@ fn a_hanging_argument_times_out() {
     let pool = one_timed_worker();
     times_out(&pool, "a hanging argument", || {
         pool.apply(endless, (Endless(1),))
+    });
+}
+
+/// Rewrites every time on its worker's board (the words within a minute
+/// of now on the monotonic clock: when its item started) as the end of
+/// time, then blocks.
+fn claim_to_start_later(_: u64) -> u64 {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    let now = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines().filter(|line| line.contains("forkmap-board")) {
+        let range = line.split(' ').next().unwrap();
+        let (start, end) = range.split_once('-').unwrap();
+        let start = usize::from_str_radix(start, 16).unwrap();
+        let end = usize::from_str_radix(end, 16).unwrap();
+        for word in (start..end).step_by(8) {
+            let word = word as *mut u64;
+            // SAFETY: within a mapping this process has, readable and
+            // writable (the board), aligned to 8 bytes.
+            unsafe {
+                if word.read_volatile().abs_diff(now) < 60_000_000_000 {
+                    word.write_volatile(u64::MAX);
+                }
+            }
+        }
+    }
+    thread::sleep(Duration::from_secs(60));
+    0
+}
+
+/// A task that writes on its board that it started in the future still
+/// times out: the board is not believed past what the dispatcher knows.
+fn a_task_that_lies_about_its_start_times_out() {
+    let pool = one_timed_worker();
+    times_out(&pool, "a start in the future", || {
+        pool.apply(claim_to_start_later, (0,))
     });
 }
 

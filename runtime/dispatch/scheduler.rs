@@ -250,6 +250,7 @@ impl Scheduler {
             };
             let timeout = held.call.timeout;
             let id = held.call.id;
+            let items = held.chunk.count;
             if slot.killed().is_some() || (timeout.is_none() && memory_check.is_none()) {
                 continue;
             }
@@ -289,9 +290,15 @@ impl Scheduler {
                 Doing::SettingUp { call, started } if call == id => started,
                 _ => 0,
             };
-            let since = started.max(slot.handed_over());
+            // The board is the worker's, which a task can write: a start
+            // later than now is not believed, and whatever the board says,
+            // the chunk's items (and the closure's building) cannot take
+            // longer together than a timeout each from hand-over.
+            let since = started.min(clock).max(slot.handed_over());
             let ran = Duration::from_nanos(clock.saturating_sub(since));
-            if ran >= timeout {
+            let chunk_ran = Duration::from_nanos(clock.saturating_sub(slot.handed_over()));
+            let chunk_limit = timeout.saturating_mul(items.saturating_add(1));
+            if ran >= timeout || chunk_ran >= chunk_limit {
                 event!(
                     warn,
                     parent: slot.running().and_then(|held| held.call.span.id()),
@@ -306,7 +313,7 @@ impl Scheduler {
                     why: Failure::TimedOut(timeout),
                 });
             } else {
-                soonest(now + (timeout - ran));
+                soonest(now + (timeout - ran).min(chunk_limit - chunk_ran));
             }
         }
         next
