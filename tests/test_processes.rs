@@ -19,7 +19,8 @@
 //!   names its task;
 //! - a result or an argument over the size limit is its item's error;
 //! - a task that closes its worker's bell, or puts another file in its
-//!   place, loses nothing: the worker is replaced once it holds no work.
+//!   place, loses nothing: the worker is replaced once it holds no work;
+//!   one that tries to cut its board short cannot.
 //!
 //! `harness = false`: each scenario runs in a process of its own (this
 //! binary, run again with the scenario's name), so that it counts only its
@@ -80,6 +81,10 @@ const SCENARIOS: &[common::Scenario] = &[
     (
         "a_task_that_writes_into_descriptors",
         a_task_that_writes_into_descriptors,
+    ),
+    (
+        "a_task_that_truncates_its_board",
+        a_task_that_truncates_its_board,
     ),
     ("a_task_that_closes_its_bell", a_task_that_closes_its_bell),
     (
@@ -584,6 +589,43 @@ fn a_task_that_closes_every_descriptor() {
 
 fn a_task_that_writes_into_descriptors() {
     only_the_saboteur_fails(write_everywhere, "writes into descriptors 3..64");
+}
+
+/// Item 5 tries to cut its worker's board (the page where it says what it
+/// runs, which its pool reads) to nothing, through the board's file in
+/// `/proc/self/map_files` (which root may open): each process mapping it
+/// would die of SIGBUS at its next look, the program included. Gives
+/// whether it managed to.
+fn truncate_the_board(x: u64) -> bool {
+    if x != 5 {
+        return false;
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let boards: Vec<&str> = maps
+        .lines()
+        .filter(|line| line.contains("forkmap-board"))
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    assert!(!boards.is_empty(), "no board in {maps}");
+    boards.iter().any(|range| {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(format!("/proc/self/map_files/{range}"));
+        file.is_ok_and(|file| file.set_len(0).is_ok())
+    })
+}
+
+/// The board's file is sealed against shrinking: the cut fails, and every
+/// item (and the program) goes on.
+fn a_task_that_truncates_its_board() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(10)
+        .build()
+        .unwrap();
+    let cut = pool.map(truncate_the_board, 0..10u64).unwrap();
+    assert!(!cut.contains(&true), "a task cut its board");
+    assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
 }
 
 /// This worker's pipes from descriptor 3 on: its bell (what it writes to

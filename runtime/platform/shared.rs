@@ -6,8 +6,10 @@ use std::ops::Deref;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
-use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::stat::fstat;
 use nix::unistd::ftruncate;
 
 use crate::platform::board::Board;
@@ -36,33 +38,49 @@ unsafe impl Sync for SharedBoard {}
 impl SharedBoard {
     /// A zeroed board, shared with the processes forked from now on.
     pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: a fresh anonymous mapping chosen by the kernel overlaps no
-        // other memory, so nothing existing is affected.
-        let page = unsafe {
-            mmap_anonymous(
-                None,
-                LEN,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }?;
-        Ok(SharedBoard { page: page.cast() })
+        // The file can go: the mapping keeps its memory.
+        Self::create_file().map(|(board, _)| board)
     }
 
     /// A zeroed board in a memory file, and the file, for sending to another
-    /// process, which maps it with [`SharedBoard::open`].
+    /// process, which maps it with [`SharedBoard::open`]. The file is sealed
+    /// against changes of size: a task that truncated it (through
+    /// `/proc/self/map_files`) would have every process that maps it die of
+    /// SIGBUS at its next look.
     pub(crate) fn create_file() -> io::Result<(Self, OwnedFd)> {
-        let file = memfd_create(c"forkmap-board", MFdFlags::MFD_CLOEXEC)?;
+        let file = memfd_create(
+            c"forkmap-board",
+            MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+        )?;
         ftruncate(&file, LEN.get() as i64)?;
+        fcntl(
+            &file,
+            FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL,
+            ),
+        )?;
         let board = Self::open(&file)?;
         Ok((board, file))
     }
 
-    /// Maps the board in a memory file made by [`SharedBoard::create_file`].
+    /// Maps the board in a memory file made by [`SharedBoard::create_file`];
+    /// a file not sealed against shrinking, or shorter than a board, is an
+    /// error.
     pub(crate) fn open(file: impl AsFd) -> io::Result<Self> {
-        // SAFETY: a new shared mapping of a file of `LEN` bytes, at an
-        // address the kernel chooses: it overlaps no other memory. A memory
-        // file starts zeroed, and all zero is a valid `Board`.
+        let file = file.as_fd();
+        let seals = SealFlag::from_bits_retain(fcntl(file, FcntlArg::F_GET_SEALS)?);
+        let len = fstat(file)?.st_size;
+        if !seals.contains(SealFlag::F_SEAL_SHRINK) || len < LEN.get() as i64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a worker's board came in a file that is not a sealed board",
+            ));
+        }
+        // SAFETY: a new shared mapping of a file of at least `LEN` bytes,
+        // sealed against shrinking (so no access within the mapping faults),
+        // at an address the kernel chooses: it overlaps no other memory. A
+        // memory file starts zeroed, and any bytes are a valid `Board`
+        // (atomics only).
         let page = unsafe {
             mmap(
                 None,
