@@ -143,9 +143,10 @@
 //!   that item only ([`Error::WorkerDied`]); one that dies between items
 //!   costs the item it had just run if there was one, and otherwise runs
 //!   those items again one by one, so that a second death is charged to the
-//!   item that caused it. An item's timeout counts from when its chunk is
-//!   handed to the worker, so a worker that is stopped, or stuck reading an
-//!   item, times out too.
+//!   item that caused it (so do the items of a worker that died with its
+//!   board spoiled, which says nothing). An item's timeout counts from
+//!   when its chunk is handed to the worker, so a worker that is stopped,
+//!   or stuck reading an item, times out too.
 //! - **A forked caller.** A process the program forks (by `fork`, or a
 //!   library that daemonizes) while a pool exists gets
 //!   [`Error::Inherited`] from every call on that pool, at once; dropping

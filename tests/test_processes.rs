@@ -86,6 +86,10 @@ const SCENARIOS: &[common::Scenario] = &[
         "a_task_that_truncates_its_board",
         a_task_that_truncates_its_board,
     ),
+    (
+        "a_task_that_spoils_its_board_then_dies",
+        a_task_that_spoils_its_board_then_dies,
+    ),
     ("a_task_that_closes_its_bell", a_task_that_closes_its_bell),
     (
         "a_task_that_replaces_its_bell",
@@ -581,6 +585,30 @@ fn only_the_saboteur_fails(saboteur: impl Task<(u64,), Output = u64>, what: &str
         [0, 2, 4, 6],
         "{what}: then"
     );
+}
+
+/// Item 5 fills its worker's board (where it posts what it runs) with
+/// ones, as a stray write might, then aborts: the pool cannot tell which
+/// item the worker ran.
+fn spoil_the_board_then_abort(x: u64) -> u64 {
+    if x == 5 {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for line in maps.lines().filter(|line| line.contains("forkmap-board")) {
+            let range = line.split(' ').next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let start = usize::from_str_radix(start, 16).unwrap();
+            let end = usize::from_str_radix(end, 16).unwrap();
+            // SAFETY: the board's mapping, readable and writable, is this
+            // process's own; nothing here holds a reference into it.
+            unsafe { std::ptr::write_bytes(start as *mut u8, 0xff, end - start) };
+        }
+        std::process::abort();
+    }
+    x
+}
+
+fn a_task_that_spoils_its_board_then_dies() {
+    only_the_saboteur_fails(spoil_the_board_then_abort, "spoils its board, then aborts");
 }
 
 fn a_task_that_closes_every_descriptor() {

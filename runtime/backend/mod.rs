@@ -23,7 +23,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::platform::board::{Doing, Item};
+use crate::platform::board::{Doing, Item, Posted};
 use crate::platform::Death;
 use crate::protocol::frame::Received;
 
@@ -55,16 +55,24 @@ pub(crate) struct Ending {
     pub(crate) doing: Doing,
     /// The last item it started, which it may have finished.
     pub(crate) last: Option<Item>,
+    /// Its board was left mid-post: which item it ran is not known.
+    pub(crate) torn: bool,
 }
 
 impl Ending {
+    /// How a worker ended, and what its board said.
+    pub(crate) fn new(death: Death, posted: Posted) -> Self {
+        Ending {
+            death,
+            doing: posted.doing,
+            last: posted.last,
+            torn: posted.torn,
+        }
+    }
+
     /// The end of a worker there was nothing to say of.
     pub(crate) fn unknown() -> Self {
-        Ending {
-            death: Death::Unknown,
-            doing: Doing::Idle,
-            last: None,
-        }
+        Ending::new(Death::Unknown, Posted::NOTHING)
     }
 }
 

@@ -124,16 +124,12 @@ impl Backend for ProcessBackend {
         let Some(process) = self.slots.get_mut(worker).and_then(Option::take) else {
             return Ending::unknown();
         };
-        let (doing, last) = process.board.read();
+        let posted = process.board.read();
         let Process { child, channel, .. } = process;
         // Closing the link first lets an idle worker see its end and exit by
         // itself.
         drop(channel);
-        Ending {
-            death: child.reap(kill),
-            doing,
-            last,
-        }
+        Ending::new(child.reap(kill), posted)
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{Backend, Ending, Event, Wake};
-use crate::platform::board::{Board, Doing};
+use crate::platform::board::{Board, Doing, Posted};
 use crate::platform::Death;
 use crate::protocol::frame::Received;
 use crate::worker::Session;
@@ -118,18 +118,14 @@ impl Backend for SerialBackend {
     }
 
     fn end(&mut self, _worker: usize, _kill: bool) -> Ending {
-        let (doing, last) = self
+        let posted = self
             .worker
             .take()
-            .map_or((Doing::Idle, None), |here| here.board.read());
+            .map_or(Posted::NOTHING, |here| here.board.read());
         self.replies.clear();
-        Ending {
-            // What `worker::run` returns: 0 at the end of its input, 2 on a
-            // frame that does not check out.
-            death: Death::Exit(if self.stopped { 2 } else { 0 }),
-            doing,
-            last,
-        }
+        // What `worker::run` returns: 0 at the end of its input, 2 on a
+        // frame that does not check out.
+        Ending::new(Death::Exit(if self.stopped { 2 } else { 0 }), posted)
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -114,14 +114,14 @@ impl Backend for ThreadBackend {
         else {
             return Ending::unknown();
         };
-        let (doing, last) = board.read();
+        let posted = board.read();
         // The thread sees the link's end and returns, once its task is done.
         drop(channel);
         let death = match kill {
             false => thread.join().map_or(Death::Unknown, Death::Exit),
             true => Death::Unknown,
         };
-        Ending { death, doing, last }
+        Ending::new(death, posted)
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -54,7 +54,9 @@ impl Held {
     /// charged; when several, they run again one by one, so that a second
     /// death is charged to the one that caused it. A worker that broke the
     /// protocol while it ran an item of a later chunk had run all of this
-    /// one: it runs again, uncharged. A worker the dispatcher
+    /// one: it runs again, uncharged. A worker whose board was left mid-post
+    /// (a task wrote over it) says nothing of what it ran: its items run
+    /// again one by one, and an item alone is charged. A worker the dispatcher
     /// killed is charged the reason with what it was doing when the kill was
     /// decided, if it still did that; a timeout decided while it ran no item
     /// of the chunk (it was stopped, or stuck reading one) is charged to the
@@ -116,6 +118,16 @@ impl Held {
                     },
                     other => other,
                 }));
+            }
+            // Its board was left mid-post (a task wrote over it, then the
+            // worker died): who did it is not known. The items not replied
+            // to run again one by one, and an item alone is charged.
+            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) if ending.torn => {
+                if end - first == 1 {
+                    failed.push(charge(first, failure));
+                } else {
+                    (first..end).for_each(|index| rerun(index, index + 1));
+                }
             }
             // It was running an item of a later chunk: it had run all of
             // this one, whose reply was lost (a task of the later chunk

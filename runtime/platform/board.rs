@@ -73,6 +73,32 @@ pub(crate) struct Board {
     dispatcher_sleeps: AtomicU64,
 }
 
+/// What a board says, as the pool reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Posted {
+    /// What the worker is doing.
+    pub(crate) doing: Doing,
+    /// The last item it started, which it may have finished.
+    pub(crate) last: Option<Item>,
+    /// The board was left mid-post: what the worker did is not known (it
+    /// reads as idle, with no item started).
+    pub(crate) torn: bool,
+}
+
+impl Posted {
+    /// A board that says nothing: a worker that has not posted yet.
+    pub(crate) const NOTHING: Posted = Posted {
+        doing: Doing::Idle,
+        last: None,
+        torn: false,
+    };
+
+    const TORN: Posted = Posted {
+        torn: true,
+        ..Posted::NOTHING
+    };
+}
+
 impl Board {
     /// Posts what the worker is doing. Only the worker calls this.
     pub(crate) fn post(&self, doing: Doing) {
@@ -128,9 +154,9 @@ impl Board {
     }
 
     /// Reads what the worker is doing, and the last item it started (which
-    /// it may have finished since). A worker that died mid-post reads as
-    /// idle: it was between two states.
-    pub(crate) fn read(&self) -> (Doing, Option<Item>) {
+    /// it may have finished since). A board left mid-post (a worker killed
+    /// while it posted, or a task that wrote over its board) reads as torn.
+    pub(crate) fn read(&self) -> Posted {
         for _ in 0..1000 {
             let before = self.seq.load(Ordering::Acquire);
             let kind = self.doing.load(Ordering::Relaxed);
@@ -156,14 +182,18 @@ impl Board {
                 RUNNING if call != 0 => Doing::Running(item),
                 _ => Doing::Idle,
             };
-            return (doing, last);
+            return Posted {
+                doing,
+                last,
+                torn: false,
+            };
         }
-        (Doing::Idle, None)
+        Posted::TORN
     }
 
     /// What the worker is doing.
     pub(crate) fn doing(&self) -> Doing {
-        self.read().0
+        self.read().doing
     }
 }
 
@@ -174,7 +204,7 @@ mod tests {
     #[test]
     fn a_board_reads_back_what_was_posted() {
         let board = Board::default();
-        assert_eq!(board.read(), (Doing::Idle, None));
+        assert_eq!(board.read(), Posted::NOTHING);
         board.post(Doing::SettingUp {
             call: 7,
             started: 99,
@@ -192,10 +222,16 @@ mod tests {
             started: 12345,
         };
         board.post(Doing::Running(item));
-        assert_eq!(board.read(), (Doing::Running(item), Some(item)));
+        assert_eq!(
+            (board.read().doing, board.read().last),
+            (Doing::Running(item), Some(item))
+        );
         board.post(Doing::Idle);
         // The last item started stays, for a death between items.
-        assert_eq!(board.read(), (Doing::Idle, Some(item)));
+        assert_eq!(
+            (board.read().doing, board.read().last),
+            (Doing::Idle, Some(item))
+        );
     }
 
     #[test]
