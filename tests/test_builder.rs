@@ -89,6 +89,49 @@ fn zero_is_a_configuration_error() {
     );
 }
 
+#[test]
+fn too_many_workers_is_a_configuration_error() {
+    // Not an allocation of a slot per worker that aborts the program.
+    for workers in [(1 << 16) + 1, 1 << 40, usize::MAX] {
+        assert_config_error(
+            ProcessPool::builder().workers(workers).build(),
+            "process workers",
+        );
+        assert_config_error(
+            ThreadPool::builder().workers(workers).build(),
+            "thread workers",
+        );
+    }
+}
+
+#[test]
+fn a_zero_timeout_for_one_call_is_a_configuration_error() {
+    let pool = ProcessPool::new(1).unwrap();
+    let refused = pool.with_timeout(Duration::ZERO).map(square, 0..4u64);
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+    assert_eq!(pool.map(square, 0..3u64).unwrap(), [0, 1, 4]);
+}
+
+/// Timeouts too long to add to the clock are as good as none: calls run,
+/// and the pool serves on (the dispatcher used to panic, and later calls to
+/// wait for good).
+#[test]
+fn timeouts_of_any_length_work() {
+    within_30_seconds(|| {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .timeout(Duration::MAX)
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            assert_eq!(pool.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
+        }
+        let huge = pool.with_timeout(Duration::from_secs(u64::MAX / 2));
+        assert_eq!(huge.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
+        assert_eq!(pool.apply(square, (5,)).unwrap(), 25);
+    });
+}
+
 /// Checks that the 20 items, run by workers named by `ran_in`, ran at most
 /// two to a worker, so on 10 workers at least, and that the replaced workers
 /// still serve later calls.

@@ -14,6 +14,9 @@ use crate::protocol::message::ToWorker;
 use crate::protocol::task::Task;
 use crate::{ProcessPool, ThreadPool};
 
+/// The most workers a pool may have (of a rank, for an `MpiPool`).
+const MAX_WORKERS: usize = 1 << 16;
+
 /// Sets up a [`ProcessPool`] or a [`ThreadPool`]; made by their `builder()`.
 ///
 /// ```
@@ -63,8 +66,8 @@ impl<P> Builder<P> {
         }
     }
 
-    /// The number of workers; by default the number of CPUs this process
-    /// may use ([`std::thread::available_parallelism`]).
+    /// The number of workers, from 1 to 65,536; by default the number of
+    /// CPUs this process may use ([`std::thread::available_parallelism`]).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -207,6 +210,9 @@ impl<P> Builder<P> {
     fn checked(self) -> Result<(Option<usize>, WorkerOptions, CallOptions), Error> {
         if self.workers == Some(0) {
             return Err(Error::Config("a pool needs at least one worker"));
+        }
+        if self.workers > Some(MAX_WORKERS) {
+            return Err(Error::Config("a pool has at most 65,536 workers"));
         }
         if self.chunk_size == Some(0) {
             return Err(Error::Config("a chunk holds at least one item"));

@@ -175,6 +175,9 @@ impl Engine {
         if chunk_size == Some(0) {
             return Err(Error::Config("a chunk holds at least one item"));
         }
+        if overrides.timeout == Some(Duration::ZERO) {
+            return Err(Error::Config("a timeout must be longer than zero"));
+        }
         let timeout = overrides.timeout.or(self.calls.timeout);
         let watch = Watch {
             #[cfg(feature = "progress")]

@@ -106,7 +106,7 @@ pub(crate) fn start_ranks(
         return Err(Error::Config("an MpiPool exists already: one at a time"));
     }
     let start = ToRank::Start {
-        workers: per_rank.map(|n| n as u32),
+        workers: per_rank.map(|n| u32::try_from(n).expect("at most 65,536, as the builder checks")),
         max_tasks: options.max_tasks,
         memory_limit: options.memory_limit,
         ring_size: options.ring_size as u64,

@@ -246,6 +246,7 @@ impl Drop for Dispatcher {
 
 /// The dispatcher thread's loop.
 fn drive(mut scheduler: Scheduler, link: &Link) {
+    let closing = Closing(link);
     loop {
         let (commands, phase) = {
             let mut inbound = link.inbound();
@@ -265,14 +266,21 @@ fn drive(mut scheduler: Scheduler, link: &Link) {
         }
         scheduler.take_in(true);
     }
-    {
-        // From now on commands are dropped, and so are those that came too
-        // late: their callers see the pool closed.
-        let mut inbound = link.inbound();
+    drop(closing);
+    scheduler.shut_down();
+}
+
+/// Closes a dispatcher's link when its loop ends, or when it panics (a bug):
+/// from then on commands are dropped, and so are those that came too late,
+/// so that their callers see the pool closed rather than wait for good.
+struct Closing<'a>(&'a Link);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        let mut inbound = self.0.inbound();
         inbound.phase = Phase::Shut;
         inbound.commands.clear();
     }
-    scheduler.shut_down();
 }
 
 /// Where one call's commands go.

@@ -313,7 +313,12 @@ impl Scheduler {
                     why: Failure::TimedOut(timeout),
                 });
             } else {
-                soonest(now + (timeout - ran).min(chunk_limit - chunk_ran));
+                // A timeout too long to add to now has no deadline.
+                if let Some(deadline) =
+                    now.checked_add((timeout - ran).min(chunk_limit - chunk_ran))
+                {
+                    soonest(deadline);
+                }
             }
         }
         next
