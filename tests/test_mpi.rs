@@ -40,6 +40,7 @@ mod on_mpi {
         ("tiny_items_in_order", tiny_items_in_order),
         ("faults_on_a_rank", faults_on_a_rank),
         ("a_cancelled_call", a_cancelled_call),
+        ("pools_rebuilt_fast", pools_rebuilt_fast),
         ("a_return_with_work_in_flight", a_return_with_work_in_flight),
     ];
 
@@ -267,6 +268,38 @@ mod on_mpi {
             "the next call waited {:?}",
             started.elapsed()
         );
+        // The ranks answer for the cancelled call's chunks they dropped, so
+        // that nothing is left to wait for.
+        let chunked = pool
+            .with_chunk_size(1)
+            .starmap_async(slow_pow, (0..1_000).map(|x| (x, 1)));
+        std::thread::sleep(Duration::from_millis(200));
+        chunked.cancel();
+        pool.join();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "join took until {:?}",
+            started.elapsed()
+        );
+        println!("scenario done");
+    }
+
+    /// Pools dropped with work in flight and built again at once: a late
+    /// reply of a rank's earlier pool never reaches the next one (it used
+    /// to, which cost the next pool that rank).
+    fn pools_rebuilt_fast() {
+        for round in 0..20 {
+            let first = pool();
+            let taken = first
+                .imap(|x: u64| x, 0u64..)
+                .take(2000 + 37 * round)
+                .count();
+            assert_eq!(taken, 2000 + 37 * round);
+            drop(first.map_async(|x: u64| x, 0..20_000u64));
+            drop(first);
+            let done = pool().map(|x: u64| x + 1, 0..2000u64).unwrap();
+            assert_eq!(done.len(), 2000, "round {round}");
+        }
         println!("scenario done");
     }
 

@@ -131,6 +131,10 @@ impl Local {
 #[derive(Default)]
 struct Relay {
     state: Mutex<RelayState>,
+    /// Held while replies are sent, and while a pool is forgotten: replies
+    /// of a pool are sent before this rank says that another has started
+    /// (rank 0 drops what comes before that answer), or not at all.
+    sending: Mutex<()>,
     stop: AtomicBool,
 }
 
@@ -142,6 +146,8 @@ struct RelayState {
     current: Option<u64>,
     link: Option<Arc<Link>>,
     sender: Option<Thread>,
+    /// Counts the pools forgotten: replies taken in before are not sent.
+    generation: u64,
 }
 
 /// A call the rank serves: where its replies come, and its chunks not yet
@@ -177,10 +183,12 @@ impl Relay {
     }
 
     fn forget_all(&self) {
+        let _sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
         let mut state = self.state();
         state.calls.clear();
         state.current = None;
         state.link = None;
+        state.generation += 1;
     }
 
     /// Hands a frame from rank 0 to this rank's pool.
@@ -256,7 +264,7 @@ impl Relay {
         let waker = Waker::from(Arc::new(Unpark(thread::current())));
         while !self.stop.load(Ordering::Acquire) {
             let mut ready = Vec::new();
-            {
+            let generation = {
                 let mut state = self.state();
                 let current = state.current;
                 let mut finished = Vec::new();
@@ -266,8 +274,10 @@ impl Relay {
                         match served.replies.try_recv() {
                             Ok(reply) => served.take(id, reply, &mut ready),
                             Err(TryRecvError::Empty) => break,
+                            // The call was stopped: what the pool dropped
+                            // unreplied, rank 0 must hear of.
                             Err(TryRecvError::Disconnected) => {
-                                served.chunks.clear();
+                                served.cancel_rest(id, &mut ready);
                                 break;
                             }
                         }
@@ -282,9 +292,16 @@ impl Relay {
                         link.detach(id);
                     }
                 }
-            }
+                state.generation
+            };
             if ready.is_empty() {
                 thread::park();
+                continue;
+            }
+            let _sending = self.sending.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.state().generation != generation {
+                // Their pool was forgotten meanwhile.
+                continue;
             }
             for (call, reply) in ready {
                 send_reply(call, reply);
@@ -308,6 +325,35 @@ impl Served {
         }
         if order.next >= order.end {
             self.chunks.remove(&start);
+        }
+    }
+    /// Answers every item of its chunks not replied to as cancelled, with
+    /// the replies that came early in their places, in order.
+    fn cancel_rest(&mut self, call: u64, ready: &mut Vec<(u64, Reply)>) {
+        for order in std::mem::take(&mut self.chunks).into_values() {
+            let InOrder {
+                end,
+                mut next,
+                mut early,
+            } = order;
+            while next < end {
+                if let Some(reply) = early.remove(&next) {
+                    next += u64::from(reply.count());
+                    ready.push((call, reply));
+                    continue;
+                }
+                let gap_end = early.range(next..).next().map_or(end, |(&first, _)| first);
+                let count = u32::try_from(gap_end - next).unwrap_or(u32::MAX);
+                ready.push((
+                    call,
+                    Reply::Failed {
+                        first: next,
+                        count,
+                        failure: Failure::Cancelled,
+                    },
+                ));
+                next += u64::from(count);
+            }
         }
     }
 }
