@@ -95,6 +95,10 @@ const SCENARIOS: &[common::Scenario] = &[
         "a_task_that_replaces_its_bell",
         a_task_that_replaces_its_bell,
     ),
+    (
+        "a_bell_closed_unseen_is_slow_not_stuck",
+        a_bell_closed_unseen_is_slow_not_stuck,
+    ),
     ("a_forked_caller", a_forked_caller),
     ("names_in_ps", names_in_ps),
     ("values_over_the_limit", values_over_the_limit),
@@ -743,6 +747,54 @@ fn a_task_that_closes_its_bell() {
 
 fn a_task_that_replaces_its_bell() {
     a_broken_bell_loses_nothing(replace_the_bell, "puts /dev/null in its bell's place");
+}
+
+/// Item 0 forks a child that keeps a copy of every descriptor for a minute,
+/// then closes its worker's bell: the pool cannot see that the bell is
+/// gone, since the child's copy keeps its pipe open. Every item waits
+/// long enough for the dispatcher to sleep.
+fn close_the_bell_behind_a_child(x: u64) -> u64 {
+    if x == 0 {
+        // SAFETY: the child only sleeps and exits, calling no code that a
+        // lock held by another thread at the fork could block.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                thread::sleep(Duration::from_secs(60));
+                // SAFETY: leaves at once, running no destructor of the
+                // worker's.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { .. } => {}
+        }
+        for fd in pipes() {
+            // SAFETY: closes a descriptor by number, touching no memory.
+            unsafe { nix::libc::close(fd) };
+        }
+    }
+    thread::sleep(Duration::from_millis(50));
+    x
+}
+
+/// A bell that cannot ring and does not say so: the dispatcher looks at
+/// every link at least once a second, so the replies still come, a second
+/// late at most each, and nothing hangs.
+fn a_bell_closed_unseen_is_slow_not_stuck() {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        pool.map(close_the_bell_behind_a_child, 0..4u64).unwrap(),
+        [0, 1, 2, 3]
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(4) + MARGIN,
+        "4 items took {took:?}"
+    );
+    println!("an unseen broken bell: 4 items of 50 ms in {took:.2?}");
 }
 
 // --- 6. Nested pools --------------------------------------------------------
