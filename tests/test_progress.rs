@@ -48,9 +48,20 @@ fn counts_items_and_failures_apart<P: Pool>(pool: &P) {
         [3, 7]
     );
     assert_eq!(view.imap_unordered(panics_at_seven, 5..10u64).count(), 5);
-    assert_eq!(bar.length(), Some(20), "a bar keeps the length it has");
+    assert_eq!(
+        bar.length(),
+        Some(27),
+        "a bar given without a length has its calls' total"
+    );
     assert_eq!(bar.position(), 27);
     assert_eq!(bar.message(), "2 failed");
+
+    // A bar given with a length keeps it.
+    let bar = hidden(Some(100));
+    let view = pool.with_progress(bar.clone());
+    assert_eq!(view.map(|x: u64| x, 0..20u64).unwrap().len(), 20);
+    assert_eq!(view.map(|x: u64| x, 0..30u64).unwrap().len(), 30);
+    assert_eq!((bar.length(), bar.position()), (Some(100), 50));
 }
 
 #[test]

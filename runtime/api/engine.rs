@@ -65,10 +65,7 @@ pub struct Overrides {
     /// A bar that counts the items of every call made through the view,
     /// and how many of them failed.
     #[cfg(feature = "progress")]
-    pub(crate) progress: Option<(
-        indicatif::ProgressBar,
-        std::sync::Arc<std::sync::atomic::AtomicU64>,
-    )>,
+    pub(crate) progress: Option<crate::call::progress::CallersBar>,
 }
 
 /// Whether a call is one of many items (`map` and the like), which a pool's
@@ -182,7 +179,7 @@ impl Engine {
         let watch = Watch {
             #[cfg(feature = "progress")]
             progress: match overrides.progress {
-                Some((bar, failed)) => Some(Shown::Bar(bar, failed)),
+                Some(bar) => Some(Shown::Bar(bar)),
                 None if self.calls.progress && shape == Shape::Many => Some(Shown::Own),
                 None => None,
             },

@@ -88,7 +88,8 @@ pub trait Pool: Sealed {
     /// owns and styles: each result that comes back moves it by one, and
     /// once an item has failed its message says how many of the items of
     /// the calls made through the view did (`"2 failed"`). A bar with no
-    /// length is given the call's, when the input's length is known.
+    /// length is given one: the total of its calls' lengths, where the
+    /// inputs' lengths are known.
     /// Finishing the bar is the caller's.
     ///
     /// ```

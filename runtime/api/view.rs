@@ -59,7 +59,7 @@ impl<'p, P: Pool> Configured<'p, P> {
     #[cfg(feature = "progress")]
     #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn with_progress(mut self, bar: indicatif::ProgressBar) -> Self {
-        self.overrides.progress = Some((bar, Default::default()));
+        self.overrides.progress = Some(crate::call::progress::CallersBar::new(bar));
         self
     }
 }

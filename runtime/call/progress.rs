@@ -20,7 +20,28 @@ pub(crate) enum Shown {
     Own,
     /// The caller's: a view's `with_progress(bar)`, whose calls all count
     /// their failures together.
-    Bar(ProgressBar, Arc<AtomicU64>),
+    Bar(CallersBar),
+}
+
+/// A bar of the caller's, given to a view, as its calls share it.
+#[derive(Debug, Clone)]
+pub(crate) struct CallersBar {
+    bar: ProgressBar,
+    /// How many items of the view's calls failed.
+    failed: Arc<AtomicU64>,
+    /// The bar had no length when given: each call of known length adds
+    /// its own.
+    lengthen: bool,
+}
+
+impl CallersBar {
+    pub(crate) fn new(bar: ProgressBar) -> Self {
+        CallersBar {
+            lengthen: bar.length().is_none(),
+            bar,
+            failed: Arc::default(),
+        }
+    }
 }
 
 /// A call's bar, as its results come in.
@@ -38,9 +59,13 @@ impl Progress {
         let own = matches!(shown, Shown::Own);
         let (bar, failed) = match shown {
             Shown::Own => (own_bar(function, len), Arc::default()),
-            Shown::Bar(bar, failed) => {
-                if let (None, Some(len)) = (bar.length(), len) {
-                    bar.set_length(len);
+            Shown::Bar(CallersBar {
+                bar,
+                failed,
+                lengthen,
+            }) => {
+                if let (true, Some(len)) = (lengthen, len) {
+                    bar.set_length(bar.length().unwrap_or(0) + len);
                 }
                 (bar, failed)
             }
