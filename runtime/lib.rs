@@ -113,8 +113,8 @@
 //!   die with the server, by `PR_SET_PDEATHSIG`). A task's `kill(0, ...)`
 //!   reaches its own worker's group only. The server ignores the signals
 //!   that would end or stop it (a task may send its worker's parent SIGTERM
-//!   or SIGUSR1 thinking it its program), and its workers take the default
-//!   actions back; a server stopped with SIGSTOP is killed and replaced
+//!   or SIGUSR1 thinking it its program), and its workers take back the
+//!   program's actions (what the program ignores, they ignore); a server stopped with SIGSTOP is killed and replaced
 //!   once it has not answered for 10 s. It takes SIGCHLD's default action
 //!   even where the program ignores SIGCHLD, so how workers end is known.
 //! - **What tasks start.** A child process a task starts is in its worker's

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::MutexGuard;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,9 +35,11 @@ const SHIELDED: [Signal; 10] = [
     Signal::SIGTTOU,
 ];
 
-/// Whether this process shields itself (it is the fork server), and so
-/// whether a worker it forks must take the default actions back.
-static SHIELDING: AtomicBool = AtomicBool::new(false);
+/// The signals, of [`SHIELDED`] and SIGCHLD, that this process (the fork
+/// server) found with the default action, as bits `1 << signal`: what its
+/// workers take back, so that they start as the program's own children
+/// would (a signal the program ignores, under `nohup` say, stays ignored).
+static SHIELDED_DEFAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// Makes this process (the fork server) ignore the [`SHIELDED`] signals, and
 /// take SIGCHLD's default action: a program that ignores SIGCHLD passes
@@ -45,23 +47,41 @@ static SHIELDING: AtomicBool = AtomicBool::new(false);
 /// itself, losing how they ended.
 pub(super) fn shield() {
     SHIELDING.store(true, Ordering::Relaxed);
+    let mut defaults = 0;
     for signal in SHIELDED {
         // SAFETY: setting a signal's action to "ignore" installs no code.
-        let _ = unsafe { signal::signal(signal, SigHandler::SigIgn) };
-    }
-    // SAFETY: setting a signal's action to its default installs no code.
-    let _ = unsafe { signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) };
-}
-
-/// In a worker of a process that [`shield`]s itself: the default actions.
-fn unshield() {
-    if SHIELDING.load(Ordering::Relaxed) {
-        for signal in SHIELDED {
-            // SAFETY: as in `shield`.
-            let _ = unsafe { signal::signal(signal, SigHandler::SigDfl) };
+        if let Ok(SigHandler::SigDfl) = unsafe { signal::signal(signal, SigHandler::SigIgn) } {
+            defaults |= 1 << signal as u64;
         }
     }
+    // SAFETY: setting a signal's action to its default installs no code.
+    if let Ok(SigHandler::SigDfl) = unsafe { signal::signal(Signal::SIGCHLD, SigHandler::SigDfl) } {
+        defaults |= 1 << Signal::SIGCHLD as u64;
+    }
+    SHIELDED_DEFAULTS.store(defaults, Ordering::Relaxed);
 }
+
+/// In a worker of a process that [`shield`]s itself: the actions that
+/// process found, default or ignore.
+fn unshield() {
+    if !SHIELDING.load(Ordering::Relaxed) {
+        return;
+    }
+    let defaults = SHIELDED_DEFAULTS.load(Ordering::Relaxed);
+    for signal in SHIELDED.into_iter().chain([Signal::SIGCHLD]) {
+        let handler = match defaults & (1 << signal as u64) {
+            0 => SigHandler::SigIgn,
+            _ => SigHandler::SigDfl,
+        };
+        // SAFETY: setting a signal's action to "ignore" or to its default
+        // installs no code.
+        let _ = unsafe { signal::signal(signal, handler) };
+    }
+}
+
+/// Whether this process shields itself (it is the fork server), and so
+/// whether a worker it forks must take the actions back.
+static SHIELDING: AtomicBool = AtomicBool::new(false);
 
 /// The locked list of a process's pool descriptors (`platform::OURS`).
 pub(super) type Ours = MutexGuard<'static, Vec<RawFd>>;
