@@ -114,9 +114,11 @@
 //!   reaches its own worker's group only. The server ignores the signals
 //!   that would end or stop it (a task may send its worker's parent SIGTERM
 //!   or SIGUSR1 thinking it its program), and its workers take back the
-//!   program's actions (what the program ignores, they ignore); a server stopped with SIGSTOP is killed and replaced
-//!   once it has not answered for 10 s. It takes SIGCHLD's default action
-//!   even where the program ignores SIGCHLD, so how workers end is known.
+//!   program's actions (what the program ignores, they ignore). A server
+//!   slow to answer is sent SIGCONT (a task may have stopped it), and one
+//!   that has not answered for 10 s is killed, with its workers, and
+//!   replaced. It takes SIGCHLD's default action even where the program
+//!   ignores SIGCHLD, so how workers end is known.
 //! - **What tasks start.** A child process a task starts is in its worker's
 //!   process group (unless it leaves it, with `setsid` or `setpgid`): when
 //!   the worker ends (killed by a timeout, the memory limit or a

@@ -74,9 +74,12 @@ fn is_set(name: &str) -> bool {
 /// How long a new server may take to say it is ready.
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
 
-/// How long a server may take to answer a request. One that does not (a
-/// task stopped it with SIGSTOP) is killed, and another started.
+/// How long a server may take to answer a request. One that does not (it
+/// is stuck) is killed, with its workers, and another started.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long a server may be slow to answer before it is sent SIGCONT.
+const NUDGE_EVERY: Duration = Duration::from_millis(100);
 
 /// The program's link to its fork server.
 static SERVER: Mutex<State> = Mutex::new(State::NotStarted);
@@ -224,7 +227,7 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
     let mut request = [0; 16];
     request[0] = SPAWN;
     request[8..].copy_from_slice(&(ring_size as u64).to_le_bytes());
-    let (reply, fds) = exchange(&server.control, &request)?;
+    let (reply, fds) = exchange(server, &request)?;
     let pid = i32::from_le_bytes(reply[..4].try_into().expect("four bytes"));
     if pid <= 0 {
         return Ok(Err(io::Error::from_raw_os_error(-pid)));
@@ -284,7 +287,7 @@ fn reap_from(server: &Server, pid: Pid, kill: bool) -> io::Result<Death> {
     request[0] = REAP;
     request[1] = u8::from(kill);
     request[4..8].copy_from_slice(&pid.as_raw().to_le_bytes());
-    let (reply, _) = exchange(&server.control, &request)?;
+    let (reply, _) = exchange(server, &request)?;
     Ok(decode_death(&reply))
 }
 
@@ -492,9 +495,12 @@ fn fork_for_parent(
     Ok((pid, link.pool, file))
 }
 
-/// Sends a request and waits for its reply and the descriptors it carries,
-/// for at most [`ANSWER_WITHIN`].
-fn exchange(control: &OwnedFd, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
+/// Sends a request to `server` and waits for its reply and the descriptors
+/// it carries, for at most [`ANSWER_WITHIN`]. A server that is slow to
+/// answer is sent SIGCONT every [`NUDGE_EVERY`]: one that a task stopped
+/// (with SIGSTOP, which it cannot ignore) goes on, and nothing is lost.
+fn exchange(server: &Server, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
+    let control = server.control.as_fd();
     send(control.as_raw_fd(), request, &[])?;
     let deadline = std::time::Instant::now() + ANSWER_WITHIN;
     loop {
@@ -506,9 +512,11 @@ fn exchange(control: &OwnedFd, request: &Message) -> io::Result<(Message, Vec<Ow
             ));
         }
         // Woken by a signal, it finds nothing ready, and waits again.
-        if super::poll(&[(control.as_fd(), false)], Some(left))?[0].readable {
+        if super::poll(&[(control, false)], Some(left.min(NUDGE_EVERY)))?[0].readable {
             break;
         }
+        let pid = Pid::from_raw(server.process.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
     }
     receive(control.as_raw_fd())?.ok_or_else(|| io::Error::other("the fork server has ended"))
 }
