@@ -460,6 +460,35 @@ fn a_factory_that_runs_past_the_timeout_fails_its_items() {
     });
 }
 
+fn slow_initializer() {
+    thread::sleep(Duration::from_millis(1400));
+}
+
+#[remote]
+fn slow_to_build_and_run(ms: u64) -> impl Fn(u64) -> u64 {
+    thread::sleep(Duration::from_millis(ms));
+    move |x| {
+        thread::sleep(Duration::from_millis(ms));
+        value(x)
+    }
+}
+
+/// The worker's initializer, the factory's body and the item each take
+/// most of the timeout, and none runs past it: the call succeeds (a
+/// chunk's time as a whole is bounded, by a timeout for each of the three).
+#[test]
+fn steps_each_under_the_timeout_add_up_past_it() {
+    bounded(|| {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .initializer(slow_initializer)
+            .build()
+            .unwrap();
+        let slow = pool.with_timeout(Duration::from_secs(2));
+        assert_eq!(slow.map(slow_to_build_and_run(1400), 0..1).unwrap(), [1]);
+    });
+}
+
 // ---- faults outside the matrix (from test_failures.rs) -------------------
 
 #[test]

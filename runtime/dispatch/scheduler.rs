@@ -292,12 +292,13 @@ impl Scheduler {
             };
             // The board is the worker's, which a task can write: a start
             // later than now is not believed, and whatever the board says,
-            // the chunk's items (and the closure's building) cannot take
-            // longer together than a timeout each from hand-over.
+            // the chunk's items, the closure's building and the worker's
+            // initializer cannot take longer together than a timeout each
+            // from hand-over.
             let since = started.min(clock).max(slot.handed_over());
             let ran = Duration::from_nanos(clock.saturating_sub(since));
             let chunk_ran = Duration::from_nanos(clock.saturating_sub(slot.handed_over()));
-            let chunk_limit = timeout.saturating_mul(items.saturating_add(1));
+            let chunk_limit = timeout.saturating_mul(items.saturating_add(2));
             if ran >= timeout || chunk_ran >= chunk_limit {
                 event!(
                     warn,
