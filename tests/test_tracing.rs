@@ -170,6 +170,31 @@ fn a_worker_s_death_is_a_warning_with_its_cause_and_its_replacement_follows() {
     let replaced = events(|e| e.says("worker replaced") && e.in_call_of("exits_at_three"));
     assert_eq!(replaced.len(), 1, "{replaced:#?}");
     assert_eq!(replaced[0].level, Level::INFO);
+    // A worker that ends closes its bell too: that is no sabotage.
+    assert!(events(|e| e.says("closed or replaced")).is_empty());
+}
+
+fn worker_pid(_: u64) -> u32 {
+    std::process::id()
+}
+
+#[test]
+fn a_worker_killed_while_idle_is_a_death_and_nothing_else() {
+    let _guard = traced();
+    let pool = ProcessPool::new(1).unwrap();
+    let pid = pool.apply(worker_pid, (0,)).unwrap();
+    // SAFETY: `kill` takes a pid and a signal number, touching no memory.
+    unsafe { nix::libc::kill(pid as nix::libc::pid_t, nix::libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while events(|e| e.says("a worker died")).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{:#?}", seen());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let deaths = events(|e| e.says("a worker died"));
+    assert_eq!(deaths[0].level, Level::WARN);
+    assert!(deaths[0].says("death=was killed by signal 9"), "{deaths:?}");
+    assert!(events(|e| e.says("closed or replaced")).is_empty());
+    assert_ne!(pool.apply(worker_pid, (0,)).unwrap(), pid);
 }
 
 #[test]
@@ -188,6 +213,7 @@ fn a_timeout_kill_is_a_warning_in_the_call_s_span() {
     assert!(kills[0].in_call_of("naps"), "{kills:?}");
     // Its end is no second warning: the kill said it.
     assert!(events(|e| e.says("a worker died")).is_empty());
+    assert!(events(|e| e.says("closed or replaced")).is_empty());
 }
 
 #[test]

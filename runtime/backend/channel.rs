@@ -37,6 +37,10 @@ const MAX_SPIN_SHIFT: u32 = 6;
 /// unheard).
 const UNHEARD_RETRY: Duration = Duration::from_millis(1);
 
+/// How long a worker's bell must have been closed, while the worker lives
+/// on, before the worker is reported unable to wake the dispatcher.
+const DEAF_AFTER: Duration = Duration::from_millis(10);
+
 /// The longest the dispatcher sleeps without looking at every link, whatever
 /// it waits for: a worker whose bell stopped working in a way its pool
 /// cannot see (a task closed it while a process it forked holds a copy) is
@@ -68,8 +72,11 @@ pub(super) struct Channel {
     exited: bool,
     /// Its end has been reported.
     reported: bool,
-    /// Its bell's worker end has closed: it cannot wake the dispatcher.
-    deaf: bool,
+    /// Its bell's worker end has closed, since then: it cannot wake the
+    /// dispatcher.
+    deaf: Option<Instant>,
+    /// That has been reported ([`Event::Deaf`]).
+    deaf_reported: bool,
 }
 
 /// What [`Channel::receive`] found.
@@ -97,16 +104,32 @@ impl Channel {
             finished: false,
             exited: false,
             reported: false,
-            deaf: false,
+            deaf: None,
+            deaf_reported: false,
         }
     }
 
-    /// Silences the worker's bell, which `poll` found rung; if its end has
-    /// closed (its task closed it, or put another file in its place),
-    /// reports that the worker can no longer wake the dispatcher.
-    fn hear(&mut self, worker: usize, events: &mut Vec<Event>) {
+    /// Silences the worker's bell, which `poll` found rung, and notes when
+    /// its end has closed (its task closed it, or put another file in its
+    /// place; or the worker is ending).
+    fn hear(&mut self) {
         if !self.link.bell.get().silence() {
-            self.deaf = true;
+            self.deaf = Some(Instant::now());
+        }
+    }
+
+    fn is_deaf(&self) -> bool {
+        self.deaf.is_some()
+    }
+
+    /// Reports that the worker can no longer wake the dispatcher, once its
+    /// bell has been closed for [`DEAF_AFTER`] while the worker lives on:
+    /// a worker that is ending closes its bell too, and its end is seen
+    /// within that time.
+    fn report_deaf(&mut self, worker: usize, events: &mut Vec<Event>) {
+        let closed_long = self.deaf.is_some_and(|since| since.elapsed() >= DEAF_AFTER);
+        if closed_long && !self.deaf_reported && !self.reported {
+            self.deaf_reported = true;
             events.push(Event::Deaf { worker });
         }
     }
@@ -195,6 +218,7 @@ impl Channel {
             self.reported = true;
             events.push(Event::Ended { worker });
         }
+        self.report_deaf(worker, events);
     }
 
     /// Reads what has arrived without blocking, and reports each whole
@@ -397,13 +421,13 @@ fn sleep(
         let mut fds = vec![(doorbell.fd(), false)];
         let mut look_again = LOOK_AGAIN;
         for (_, channel, exit, _) in live.iter() {
-            if !channel.deaf {
+            if !channel.is_deaf() {
                 fds.push((channel.link.bell.get().fd(), false));
             }
             let socket = channel.link.socket.stream().as_fd();
             fds.push((socket, !channel.bulk_out.is_empty()));
             fds.extend(exit.map(|exit| (exit, false)));
-            if !channel.waiting.is_empty() || channel.deaf {
+            if !channel.waiting.is_empty() || channel.is_deaf() {
                 look_again = UNHEARD_RETRY;
             }
         }
@@ -425,8 +449,8 @@ fn sleep(
     }
     let mut next = ready[1..].iter();
     for (worker, channel, exit, _) in live.iter_mut() {
-        if !channel.deaf && next.next().is_some_and(|bell| bell.readable) {
-            channel.hear(*worker, events);
+        if !channel.is_deaf() && next.next().is_some_and(|bell| bell.readable) {
+            channel.hear();
         }
         let socket = next.next().copied().unwrap_or_default();
         let exited = exit.is_some() && next.next().is_some_and(|r| r.readable);

@@ -11,6 +11,7 @@ use crate::dispatch::held::Cause;
 use crate::dispatch::slot::Slot;
 use crate::dispatch::work::{Call, Chunk, Reply};
 use crate::platform::board::{Doing, INITIALIZER};
+use crate::platform::Death;
 use crate::protocol::message::Failure;
 
 /// What the workers of a pool run with.
@@ -431,8 +432,8 @@ impl Scheduler {
             ),
             // The kill was told when it was decided.
             (None, Some(_)) => event!(debug, worker = i, "a killed worker ended"),
-            (None, None) if retired => {
-                event!(debug, worker = i, "a worker that ran its most items ended")
+            (None, None) if retired && matches!(ending.death, Death::Exit(0)) => {
+                event!(debug, worker = i, "a retiring worker ended")
             }
             (None, None) => event!(
                 warn,
