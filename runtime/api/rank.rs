@@ -247,6 +247,11 @@ impl Relay {
                             early: BTreeMap::new(),
                         },
                     );
+                    // So that it looks at the call again: if the call was
+                    // stopped, no reply will wake it for this chunk.
+                    if let Some(sender) = &state.sender {
+                        sender.unpark();
+                    }
                 }
                 pool.route.run(Chunk {
                     call,
