@@ -21,7 +21,7 @@ use crate::platform::link::WorkerEnds;
 /// Signals a task could send its worker's parent, the fork server, that
 /// would end or stop it: the server ignores them (nothing legitimate sends
 /// them: it is in a process group of its own, and ends when the program's
-/// socket closes), and its workers take back the default actions.
+/// socket closes), and its workers take back the actions it found.
 const SHIELDED: [Signal; 10] = [
     Signal::SIGHUP,
     Signal::SIGINT,
