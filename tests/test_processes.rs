@@ -470,18 +470,29 @@ fn a_hanging_argument_times_out() {
     });
 }
 
+/// Where this worker's board is mapped: its first and last address.
+fn boards() -> Vec<(usize, usize)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let boards: Vec<_> = maps
+        .lines()
+        .filter(|line| line.contains("forkmap-board"))
+        .map(|line| {
+            let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+            let address = |hex| usize::from_str_radix(hex, 16).unwrap();
+            (address(start), address(end))
+        })
+        .collect();
+    assert!(!boards.is_empty(), "no board in {maps}");
+    boards
+}
+
 /// Rewrites every time on its worker's board (the words within a minute
 /// of now on the monotonic clock: when its item started) as the end of
 /// time, then blocks.
 fn claim_to_start_later(_: u64) -> u64 {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
     let now = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines().filter(|line| line.contains("forkmap-board")) {
-        let range = line.split(' ').next().unwrap();
-        let (start, end) = range.split_once('-').unwrap();
-        let start = usize::from_str_radix(start, 16).unwrap();
-        let end = usize::from_str_radix(end, 16).unwrap();
+    for (start, end) in boards() {
         for word in (start..end).step_by(8) {
             let word = word as *mut u64;
             // SAFETY: within a mapping this process has, readable and
@@ -602,12 +613,7 @@ fn only_the_saboteur_fails(saboteur: impl Task<(u64,), Output = u64>, what: &str
 /// item the worker ran.
 fn spoil_the_board_then_abort(x: u64) -> u64 {
     if x == 5 {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        for line in maps.lines().filter(|line| line.contains("forkmap-board")) {
-            let range = line.split(' ').next().unwrap();
-            let (start, end) = range.split_once('-').unwrap();
-            let start = usize::from_str_radix(start, 16).unwrap();
-            let end = usize::from_str_radix(end, 16).unwrap();
+        for (start, end) in boards() {
             // SAFETY: the board's mapping, readable and writable, is this
             // process's own; nothing here holds a reference into it.
             unsafe { std::ptr::write_bytes(start as *mut u8, 0xff, end - start) };
@@ -638,17 +644,10 @@ fn truncate_the_board(x: u64) -> bool {
     if x != 5 {
         return false;
     }
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let boards: Vec<&str> = maps
-        .lines()
-        .filter(|line| line.contains("forkmap-board"))
-        .filter_map(|line| line.split(' ').next())
-        .collect();
-    assert!(!boards.is_empty(), "no board in {maps}");
-    boards.iter().any(|range| {
+    boards().iter().any(|(start, end)| {
         let file = std::fs::File::options()
             .write(true)
-            .open(format!("/proc/self/map_files/{range}"));
+            .open(format!("/proc/self/map_files/{start:x}-{end:x}"));
         file.is_ok_and(|file| file.set_len(0).is_ok())
     })
 }
