@@ -715,15 +715,20 @@ fn replace_the_bell(x: u64) -> (u64, u32, bool) {
     (x, std::process::id(), found)
 }
 
+/// A pool of one worker, given one item at a time.
+fn one_worker_item_by_item() -> ProcessPool {
+    ProcessPool::builder()
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .unwrap()
+}
+
 /// A worker whose bell a task broke can no longer wake the dispatcher: its
 /// replies still arrive, every item succeeds (none was at fault towards
 /// the others), and the worker is replaced once it holds no work.
 fn a_broken_bell_loses_nothing(saboteur: impl Task<(u64,), Output = (u64, u32, bool)>, what: &str) {
-    let pool = ProcessPool::builder()
-        .workers(1)
-        .chunk_size(1)
-        .build()
-        .unwrap();
+    let pool = one_worker_item_by_item();
     let started = Instant::now();
     let results = pool.map(saboteur, 0..20u64).unwrap();
     let took = started.elapsed();
@@ -784,11 +789,7 @@ fn close_the_bell_behind_a_child(x: u64) -> u64 {
 /// every link at least once a second, so the replies still come, a second
 /// late at most each, and nothing hangs.
 fn a_bell_closed_unseen_is_slow_not_stuck() {
-    let pool = ProcessPool::builder()
-        .workers(1)
-        .chunk_size(1)
-        .build()
-        .unwrap();
+    let pool = one_worker_item_by_item();
     let started = Instant::now();
     assert_eq!(
         pool.map(close_the_bell_behind_a_child, 0..4u64).unwrap(),
