@@ -332,6 +332,7 @@ impl Served {
             self.chunks.remove(&start);
         }
     }
+
     /// Answers every item of its chunks not replied to as cancelled, with
     /// the replies that came early in their places, in order.
     fn cancel_rest(&mut self, call: u64, ready: &mut Vec<(u64, Reply)>) {
@@ -396,5 +397,59 @@ fn send_failure(call: u64, first: u64, count: u32, failure: Failure) {
     );
     if frame::finish(&mut reply).is_ok() {
         send_frame(POOL_RANK, &reply[4..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(first: u64, count: u32, failure: Failure) -> Reply {
+        Reply::Failed {
+            first,
+            count,
+            failure,
+        }
+    }
+
+    /// What rank 0 hears of a chunk of items 0..10 whose items 0 and 1
+    /// were sent, whose items 5 and 6 came back early, when its call stops.
+    #[test]
+    fn a_stopped_call_s_unreplied_items_are_answered_in_order() {
+        let (_, replies) = std::sync::mpsc::channel();
+        let mut early = BTreeMap::new();
+        early.insert(
+            5,
+            failed(5, 2, Failure::Refused(Refusal::Unrunnable("early".into()))),
+        );
+        let mut served = Served {
+            replies,
+            waker: Arc::default(),
+            chunks: BTreeMap::from([(
+                0,
+                InOrder {
+                    end: 10,
+                    next: 2,
+                    early,
+                },
+            )]),
+        };
+        let mut ready = Vec::new();
+        served.cancel_rest(7, &mut ready);
+        let heard: Vec<(u64, u64, u32, bool)> = ready
+            .iter()
+            .map(|(call, reply)| {
+                let cancelled = matches!(
+                    reply,
+                    Reply::Failed {
+                        failure: Failure::Cancelled,
+                        ..
+                    }
+                );
+                (*call, reply.first(), reply.count(), cancelled)
+            })
+            .collect();
+        assert_eq!(heard, [(7, 2, 3, true), (7, 5, 2, false), (7, 7, 3, true)]);
+        assert!(served.chunks.is_empty());
     }
 }

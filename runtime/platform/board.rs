@@ -202,6 +202,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_board_left_mid_post_reads_torn() {
+        let board = Board::default();
+        board.post(Doing::Idle);
+        assert!(!board.read().torn);
+        // A worker killed between the two halves of a post, or a task that
+        // wrote over its board.
+        board.seq.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(board.read(), Posted::TORN);
+        assert_eq!(board.doing(), Doing::Idle);
+    }
+
+    #[test]
     fn a_board_reads_back_what_was_posted() {
         let board = Board::default();
         assert_eq!(board.read(), Posted::NOTHING);
