@@ -472,17 +472,8 @@ fn a_hanging_argument_times_out() {
 
 /// Where this worker's board is mapped: its first and last address.
 fn boards() -> Vec<(usize, usize)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let boards: Vec<_> = maps
-        .lines()
-        .filter(|line| line.contains("forkmap-board"))
-        .map(|line| {
-            let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
-            let address = |hex| usize::from_str_radix(hex, 16).unwrap();
-            (address(start), address(end))
-        })
-        .collect();
-    assert!(!boards.is_empty(), "no board in {maps}");
+    let boards = common::mappings("forkmap-board");
+    assert!(!boards.is_empty(), "this worker maps no board");
     boards
 }
 

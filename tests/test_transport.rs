@@ -139,12 +139,8 @@ fn a_rings_pages_do_not_count_against_the_memory_limit() {
 /// Where this process maps its worker's rings: the start of each mapping
 /// of a ring's memory file.
 fn ring_mappings() -> Vec<usize> {
-    fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains("memfd:forkmap-ring"))
-        .filter_map(|line| usize::from_str_radix(line.split('-').next()?, 16).ok())
-        .collect()
+    let rings = common::mappings("forkmap-ring");
+    rings.into_iter().map(|(start, _)| start).collect()
 }
 
 /// Offsets of the ring header's two counters (each on a line pair of its

@@ -229,3 +229,17 @@ pub(crate) fn run_scenario(
 pub(crate) fn this_binary() -> std::process::Command {
     std::process::Command::new(std::env::current_exe().unwrap())
 }
+
+/// Where this process maps the memory files named `name` (`forkmap-ring`,
+/// `forkmap-board`): each mapping's first address and the one past its end.
+pub(crate) fn mappings(name: &str) -> Vec<(usize, usize)> {
+    let maps = fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter(|line| line.contains(&format!("memfd:{name}")))
+        .map(|line| {
+            let (start, end) = line.split(' ').next().unwrap().split_once('-').unwrap();
+            let address = |hex| usize::from_str_radix(hex, 16).unwrap();
+            (address(start), address(end))
+        })
+        .collect()
+}
