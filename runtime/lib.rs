@@ -146,7 +146,9 @@
 //!   costs the item it had just run if there was one, and otherwise runs
 //!   those items again one by one, so that a second death is charged to the
 //!   item that caused it (so do the items of a worker that died with its
-//!   board spoiled, which says nothing). An item's timeout counts from
+//!   board spoiled, which says nothing, and those of a worker that lived on
+//!   after its link to the pool closed, which the pool ends: a task closed
+//!   one of its descriptors). An item's timeout counts from
 //!   when its chunk is handed to the worker, so a worker that is stopped,
 //!   or stuck reading an item, times out too.
 //! - **A forked caller.** A process the program forks (by `fork`, or a

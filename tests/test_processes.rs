@@ -79,6 +79,14 @@ const SCENARIOS: &[common::Scenario] = &[
         a_task_that_closes_every_descriptor,
     ),
     (
+        "a_task_that_closes_every_descriptor_before_a_slow_one",
+        a_task_that_closes_every_descriptor_before_a_slow_one,
+    ),
+    (
+        "a_task_that_closes_every_descriptor_then_hangs",
+        a_task_that_closes_every_descriptor_then_hangs,
+    ),
+    (
         "a_task_that_writes_into_descriptors",
         a_task_that_writes_into_descriptors,
     ),
@@ -292,7 +300,7 @@ fn ctrl_c_without_a_handler() {
 fn kill_my_group(x: u64) -> u64 {
     if x == 3 {
         kill(Pid::from_raw(0), Signal::SIGTERM).unwrap();
-        thread::sleep(Duration::from_secs(5));
+        thread::sleep(Duration::from_secs(60));
     }
     x
 }
@@ -562,6 +570,26 @@ fn close_everything(x: u64) -> u64 {
     x
 }
 
+/// Item 5 closes every descriptor from 3 on, and item 7 takes longer than
+/// the pool waits for a worker whose link has closed: the worker is ended
+/// while it runs item 7, which did nothing wrong.
+fn close_everything_before_a_slow_one(x: u64) -> u64 {
+    if x == 7 {
+        thread::sleep(Duration::from_millis(600));
+    }
+    close_everything(x)
+}
+
+/// Item 5 closes every descriptor from 3 on, then sleeps: its worker lives
+/// on without a link, and never replies.
+fn close_everything_then_hang(x: u64) -> u64 {
+    let x = close_everything(x);
+    if x == 5 {
+        thread::sleep(Duration::from_secs(5));
+    }
+    x
+}
+
 /// Item 5 writes garbage into descriptors 3 to 64.
 fn write_everywhere(x: u64) -> u64 {
     if x == 5 {
@@ -575,8 +603,9 @@ fn write_everywhere(x: u64) -> u64 {
 }
 
 /// Runs `saboteur` over 10 items in one chunk on one worker: item 5 may
-/// fail, naming itself, and every other item gives its value.
-fn only_the_saboteur_fails(saboteur: impl Task<(u64,), Output = u64>, what: &str) {
+/// fail, naming itself, and every other item gives its value. Gives item
+/// 5's error, if it failed.
+fn only_the_saboteur_fails(saboteur: impl Task<(u64,), Output = u64>, what: &str) -> Option<Error> {
     let pool = ProcessPool::builder()
         .workers(1)
         .chunk_size(10)
@@ -597,6 +626,7 @@ fn only_the_saboteur_fails(saboteur: impl Task<(u64,), Output = u64>, what: &str
         [0, 2, 4, 6],
         "{what}: then"
     );
+    results.into_iter().nth(5).and_then(Result::err)
 }
 
 /// Item 5 fills its worker's board (where it posts what it runs) with
@@ -620,6 +650,26 @@ fn a_task_that_spoils_its_board_then_dies() {
 
 fn a_task_that_closes_every_descriptor() {
     only_the_saboteur_fails(close_everything, "closes every descriptor");
+}
+
+fn a_task_that_closes_every_descriptor_before_a_slow_one() {
+    only_the_saboteur_fails(
+        close_everything_before_a_slow_one,
+        "closes every descriptor, before a slow item",
+    );
+}
+
+fn a_task_that_closes_every_descriptor_then_hangs() {
+    let started = Instant::now();
+    let err = only_the_saboteur_fails(
+        close_everything_then_hang,
+        "closes every descriptor, then hangs",
+    )
+    .expect("item 5 never replies");
+    assert!(err.to_string().contains("link to the pool closed"), "{err}");
+    // Its worker was ended soon after the link closed, not when it woke.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(30), "{took:?}");
 }
 
 fn a_task_that_writes_into_descriptors() {

@@ -258,6 +258,7 @@ impl Relay {
                     first,
                     count,
                     frame: Arc::new(framed(&body)),
+                    suspect: false,
                 });
             }
             ToWorker::Init { .. } => {}

@@ -57,6 +57,9 @@ pub(crate) struct Ending {
     pub(crate) last: Option<Item>,
     /// Its board was left mid-post: which item it ran is not known.
     pub(crate) torn: bool,
+    /// Its link closed while it lived on, and it was killed: which of its
+    /// items closed the link is not known.
+    pub(crate) lingered: bool,
 }
 
 impl Ending {
@@ -67,6 +70,7 @@ impl Ending {
             doing: posted.doing,
             last: posted.last,
             torn: posted.torn,
+            lingered: false,
         }
     }
 

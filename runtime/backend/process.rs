@@ -124,12 +124,22 @@ impl Backend for ProcessBackend {
         let Some(process) = self.slots.get_mut(worker).and_then(Option::take) else {
             return Ending::unknown();
         };
-        let posted = process.board.read();
-        let Process { child, channel, .. } = process;
+        let Process {
+            child,
+            channel,
+            board,
+            ..
+        } = process;
         // Closing the link first lets an idle worker see its end and exit by
         // itself.
         drop(channel);
-        Ending::new(child.reap(kill), posted)
+        let reaped = child.reap(kill);
+        // Read once the worker is gone: until then it may move on to
+        // another item than the one its board says.
+        Ending {
+            lingered: reaped.lingered,
+            ..Ending::new(reaped.death, board.read())
+        }
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -114,14 +114,13 @@ impl Backend for ThreadBackend {
         else {
             return Ending::unknown();
         };
-        let posted = board.read();
         // The thread sees the link's end and returns, once its task is done.
         drop(channel);
         let death = match kill {
             false => thread.join().map_or(Death::Unknown, Death::Exit),
             true => Death::Unknown,
         };
-        Ending::new(death, posted)
+        Ending::new(death, board.read())
     }
 
     fn waker(&self) -> Arc<dyn Wake> {

@@ -220,6 +220,7 @@ impl Source<'_> {
                             first,
                             count,
                             frame: Arc::new(buf),
+                            suspect: false,
                         };
                         results.expect(&chunk);
                         self.route.run(chunk);

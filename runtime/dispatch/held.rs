@@ -51,12 +51,15 @@ impl Held {
     /// even start). A worker that died between items (while it sent results,
     /// say), or broke the protocol, did so for one of the items it had run
     /// and not replied to, or for none: when that is one item, it is
-    /// charged; when several, they run again one by one, so that a second
-    /// death is charged to the one that caused it. A worker that broke the
+    /// blamed (see [`Verdict::blame`]); when several, they run again one by
+    /// one, so that a second death is charged to the one that caused it. A
+    /// worker that broke the
     /// protocol while it ran an item of a later chunk had run all of this
     /// one: it runs again, uncharged. A worker whose board was left mid-post
-    /// (a task wrote over it) says nothing of what it ran: its items run
-    /// again one by one, and an item alone is charged. A worker the dispatcher
+    /// (a task wrote over it) says nothing of what it ran, and neither does
+    /// one that lived on after its link closed (a task closed one of its
+    /// descriptors), which was killed for it: its items run again one by
+    /// one, and an item alone is blamed. A worker the dispatcher
     /// killed is charged the reason with what it was doing when the kill was
     /// decided, if it still did that; a timeout decided while it ran no item
     /// of the chunk (it was stopped, or stuck reading one) is charged to the
@@ -70,18 +73,11 @@ impl Held {
         again: &mut Vec<Chunk>,
     ) -> Vec<Reply> {
         let (first, end) = self.rest();
-        let mut failed = Vec::new();
-        let mut rerun = |from: u64, to: u64| {
-            if from < to {
-                match self.part(from, to) {
-                    Some(chunk) => again.push(chunk),
-                    None => failed.push(Reply::Failed {
-                        first: from,
-                        count: (to - from) as u32,
-                        failure: Failure::Codec("the chunk could not be cut to run again".into()),
-                    }),
-                }
-            }
+        let mut verdict = Verdict {
+            held: self,
+            again,
+            failed: Vec::new(),
+            replied,
         };
         let in_chunk =
             |item: &Item| item.call == self.call.id && (first..end).contains(&item.index);
@@ -92,26 +88,38 @@ impl Held {
         let failure = match cause {
             Cause::Killed { doing: decided, .. } if decided != doing => None,
             Cause::Killed { why, .. } => Some(why),
+            Cause::Died(_) if ending.lingered => Some(Failure::Codec(
+                "its worker's link to the pool closed while the worker still ran (a task \
+                 closed or replaced one of the worker's descriptors), so the pool ended it"
+                    .into(),
+            )),
             Cause::Died(death) => Some(Failure::Died(death)),
             Cause::Broke(reason) => Some(Failure::Codec(format!(
                 "the worker's reply did not check out: {reason}"
             ))),
         };
-        let charge = |index: u64, failure: Failure| Reply::Failed {
-            first: index,
-            count: 1,
-            failure,
-        };
         match (doing, failure) {
+            // Its board was left mid-post (a task wrote over it, then the
+            // worker died), or it lived on after its link closed: who did it
+            // is not known. The items not replied to run again one by one,
+            // and an item alone is blamed.
+            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_))))
+                if ending.torn || ending.lingered =>
+            {
+                match end - first {
+                    1 => verdict.blame(first, failure),
+                    _ => (first..end).for_each(|index| verdict.rerun(index, index + 1)),
+                }
+            }
             (Doing::Running(item), Some(failure)) if in_chunk(&item) => {
-                rerun(first, item.index);
-                rerun(item.index + 1, end);
-                failed.push(charge(item.index, failure));
+                verdict.rerun(first, item.index);
+                verdict.rerun(item.index + 1, end);
+                verdict.charge(item.index, failure);
             }
             (Doing::SettingUp { call, .. }, Some(failure))
                 if call == self.call.id || call == INITIALIZER =>
             {
-                failed.push(self.fail_rest(match failure {
+                verdict.failed.push(self.fail_rest(match failure {
                     Failure::Died(death) => Failure::DiedSettingUp {
                         death,
                         initializer: call == INITIALIZER,
@@ -119,44 +127,36 @@ impl Held {
                     other => other,
                 }));
             }
-            // Its board was left mid-post (a task wrote over it, then the
-            // worker died): who did it is not known. The items not replied
-            // to run again one by one, and an item alone is charged.
-            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) if ending.torn => {
-                if end - first == 1 {
-                    failed.push(charge(first, failure));
-                } else {
-                    (first..end).for_each(|index| rerun(index, index + 1));
-                }
-            }
             // It was running an item of a later chunk: it had run all of
             // this one, whose reply was lost (a task of the later chunk
             // scribbled over it). This chunk runs again; the later one is
             // charged, if its item does it again, when it is the first.
-            (Doing::Running(_), Some(Failure::Died(_) | Failure::Codec(_))) => rerun(first, end),
+            (Doing::Running(_), Some(Failure::Died(_) | Failure::Codec(_))) => {
+                verdict.rerun(first, end)
+            }
             (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) => match last {
                 Some(last) if last == first => {
-                    rerun(first + 1, end);
-                    failed.push(charge(first, failure));
+                    verdict.blame(first, failure);
+                    verdict.rerun(first + 1, end);
                 }
                 Some(last) => {
                     for index in first..=last {
-                        rerun(index, index + 1);
+                        verdict.rerun(index, index + 1);
                     }
-                    rerun(last + 1, end);
+                    verdict.rerun(last + 1, end);
                 }
-                None if !replied => failed.push(self.fail_rest(failure)),
-                None => rerun(first, end),
+                None if !replied => verdict.failed.push(self.fail_rest(failure)),
+                None => verdict.rerun(first, end),
             },
             // It ran past its time without starting the next item (stopped,
             // or stuck reading it): that item is charged.
             (_, Some(failure @ Failure::TimedOut(_))) => {
-                rerun(first + 1, end);
-                failed.push(charge(first, failure));
+                verdict.rerun(first + 1, end);
+                verdict.charge(first, failure);
             }
-            _ => rerun(first, end),
+            _ => verdict.rerun(first, end),
         }
-        failed
+        verdict.failed
     }
 
     /// A chunk of the items `from..to` of this one (absolute indices).
@@ -177,7 +177,63 @@ impl Held {
             first: from,
             count,
             frame: Arc::new(buf),
+            suspect: false,
         })
+    }
+}
+
+/// What [`Held::after_end`] decides for the items of a chunk not replied to.
+struct Verdict<'a> {
+    held: &'a Held,
+    /// The chunks to run again.
+    again: &'a mut Vec<Chunk>,
+    /// The replies that fail items.
+    failed: Vec<Reply>,
+    /// Whether the worker had replied to anything before it ended.
+    replied: bool,
+}
+
+impl Verdict<'_> {
+    /// Runs the items `from..to` again, in one chunk.
+    fn rerun(&mut self, from: u64, to: u64) {
+        if from >= to {
+            return;
+        }
+        match self.held.part(from, to) {
+            Some(chunk) => self.again.push(chunk),
+            None => self.failed.push(Reply::Failed {
+                first: from,
+                count: (to - from) as u32,
+                failure: Failure::Codec("the chunk could not be cut to run again".into()),
+            }),
+        }
+    }
+
+    /// Fails item `index` with `failure`.
+    fn charge(&mut self, index: u64, failure: Failure) {
+        self.failed.push(Reply::Failed {
+            first: index,
+            count: 1,
+            failure,
+        });
+    }
+
+    /// Charges item `index`, the only one the worker may have been running
+    /// when it broke down between items, unless the worker had replied
+    /// before: then an item it ran and replied to may have broken it (a
+    /// task that closed the worker's link, say, and returned). Such an item
+    /// runs again, alone, and is charged if that happens to it again.
+    fn blame(&mut self, index: u64, failure: Failure) {
+        if !self.replied || self.held.chunk.suspect {
+            return self.charge(index, failure);
+        }
+        match self.held.part(index, index + 1) {
+            Some(chunk) => self.again.push(Chunk {
+                suspect: true,
+                ..chunk
+            }),
+            None => self.charge(index, failure),
+        }
     }
 }
 
@@ -191,4 +247,140 @@ pub(super) enum Cause {
     /// The dispatcher killed it while it was `doing` something, because
     /// that went past a limit: the failure to charge it with.
     Killed { doing: Doing, why: Failure },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::board::Posted;
+    use crate::protocol::batch::BatchWriter;
+
+    /// A chunk of call 1 holding items `first..first + count`, none replied.
+    fn held(first: u64, count: u32, suspect: bool) -> Held {
+        let (call, _replies, _waker) = Call::new(1, None, Vec::new());
+        let mut frame = Vec::new();
+        frame::begin(&mut frame, &ToWorker::Chunk { call: 1, first });
+        let mut lengths = BatchWriter::new();
+        for index in 0..count {
+            frame.push(index as u8);
+            lengths.push(1);
+        }
+        lengths.finish(&mut frame);
+        frame::finish(&mut frame).unwrap();
+        let chunk = Chunk {
+            call: 1,
+            first,
+            count,
+            frame: Arc::new(frame),
+            suspect,
+        };
+        Held {
+            call,
+            chunk,
+            done: 0,
+        }
+    }
+
+    /// A worker killed after it lived on without its link, while it ran
+    /// item `running` of call 1.
+    fn lingered(running: u64) -> Ending {
+        let item = Item {
+            call: 1,
+            index: running,
+            started: 0,
+        };
+        let posted = Posted {
+            doing: Doing::Running(item),
+            last: Some(item),
+            torn: false,
+        };
+        Ending {
+            lingered: true,
+            ..Ending::new(Death::Signal(9), posted)
+        }
+    }
+
+    /// What `after_end` decides: the failed items, and the chunks to run
+    /// again as (first, count, suspect).
+    fn decide(held: &Held, ending: Ending, replied: bool) -> (Vec<u64>, Vec<(u64, u32, bool)>) {
+        let mut again = Vec::new();
+        let failed = held.after_end(&ending, Cause::Died(ending.death), replied, &mut again);
+        let failed = failed
+            .iter()
+            .map(|reply| match reply {
+                Reply::Failed {
+                    first,
+                    count: 1,
+                    failure: Failure::Codec(reason),
+                } if reason.contains("link to the pool closed") => *first,
+                other => panic!("not a lone item failed for its link: {other:?}"),
+            })
+            .collect();
+        let again = again
+            .iter()
+            .map(|chunk| (chunk.first, chunk.count, chunk.suspect))
+            .collect();
+        (failed, again)
+    }
+
+    #[test]
+    fn a_worker_that_lingered_charges_no_item_of_several() {
+        let (failed, again) = decide(&held(10, 3, false), lingered(12), false);
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 1, false)]);
+    }
+
+    #[test]
+    fn an_item_alone_on_a_worker_that_lingered_is_charged_if_it_ran_first() {
+        let (failed, again) = decide(&held(7, 1, false), lingered(7), false);
+        assert_eq!((failed, again), (vec![7], vec![]));
+    }
+
+    #[test]
+    fn an_item_alone_after_others_runs_once_more_then_is_charged() {
+        let (failed, again) = decide(&held(7, 1, false), lingered(7), true);
+        assert_eq!((failed, again), (vec![], vec![(7, 1, true)]));
+        let (failed, again) = decide(&held(7, 1, true), lingered(7), true);
+        assert_eq!((failed, again), (vec![7], vec![]));
+    }
+
+    #[test]
+    fn a_death_between_items_after_others_runs_the_last_again_first() {
+        let item = Item {
+            call: 1,
+            index: 4,
+            started: 0,
+        };
+        let ending = Ending::new(
+            Death::Exit(2),
+            Posted {
+                doing: Doing::Idle,
+                last: Some(item),
+                torn: false,
+            },
+        );
+        let mut again = Vec::new();
+        let failed =
+            held(4, 3, false).after_end(&ending, Cause::Died(ending.death), true, &mut again);
+        assert!(failed.is_empty(), "{failed:?}");
+        let again: Vec<_> = again
+            .iter()
+            .map(|chunk| (chunk.first, chunk.count, chunk.suspect))
+            .collect();
+        assert_eq!(again, [(4, 1, true), (5, 2, false)]);
+        // A worker that had replied to nothing ran item 4 first: it is charged.
+        let failed =
+            held(4, 3, false).after_end(&ending, Cause::Died(ending.death), false, &mut Vec::new());
+        assert!(
+            matches!(
+                failed[..],
+                [Reply::Failed {
+                    first: 4,
+                    count: 1,
+                    failure: Failure::Died(Death::Exit(2))
+                }]
+            ),
+            "{failed:?}"
+        );
+    }
 }

@@ -435,6 +435,13 @@ impl Scheduler {
             (None, None) if retired && matches!(ending.death, Death::Exit(0)) => {
                 event!(debug, worker = i, "a retiring worker ended")
             }
+            (None, None) if ending.lingered => event!(
+                warn,
+                parent: parent.clone(),
+                worker = i,
+                item = running_item(doing),
+                "a worker lived on after its link closed, so it was ended"
+            ),
             (None, None) => event!(
                 warn,
                 parent: parent.clone(),

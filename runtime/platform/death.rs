@@ -31,6 +31,26 @@ impl fmt::Display for Death {
     }
 }
 
+/// How a worker was reaped: how it ended, and whether it had to be killed
+/// because it lived on after its channel closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reaped {
+    /// How it ended.
+    pub(crate) death: Death,
+    /// It had not ended a moment after its channel closed, and was killed:
+    /// something in it closed its side of the channel (a task that closed
+    /// one of its descriptors), and its death says nothing of what.
+    pub(crate) lingered: bool,
+}
+
+impl Reaped {
+    /// A worker whose end could not be seen.
+    pub(crate) const UNKNOWN: Reaped = Reaped {
+        death: Death::Unknown,
+        lingered: false,
+    };
+}
+
 /// The conventional name of a signal number.
 fn signal_name(number: i32) -> Option<&'static str> {
     Signal::try_from(number).ok().map(Signal::as_str)

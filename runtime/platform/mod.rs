@@ -14,6 +14,7 @@ mod server;
 mod shared;
 
 pub use death::Death;
+pub(crate) use death::Reaped;
 pub(crate) use process::WorkerBody;
 pub(crate) use rust_runtime::set_task;
 pub(crate) use server::WORKER_BODY;
@@ -146,11 +147,11 @@ impl Child {
     /// Waits for the worker, whose channel has closed, and says how it
     /// ended. One that does not end by itself within a moment, or at all
     /// when `kill` is set, is killed first.
-    pub(crate) fn reap(mut self, kill: bool) -> Death {
+    pub(crate) fn reap(mut self, kill: bool) -> Reaped {
         self.wait(kill)
     }
 
-    fn wait(&mut self, kill: bool) -> Death {
+    fn wait(&mut self, kill: bool) -> Reaped {
         self.reaped = true;
         match self.forker {
             Forker::Server(generation) => server::reap(self.pid, kill, generation),

@@ -14,7 +14,7 @@ use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{self, ForkResult, Pid};
 
-use super::Death;
+use super::{Death, Reaped};
 use crate::platform::board::Board;
 use crate::platform::link::WorkerEnds;
 
@@ -213,31 +213,45 @@ pub(super) fn exit(code: i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
+/// How long a worker whose channel has closed has to end by itself before
+/// it is killed.
+const LINGER: Duration = Duration::from_millis(200);
+
 /// Reaps a child whose channel has closed, and says how it ended. A child
-/// that does not end by itself within a moment, or at all when `kill` is
+/// that does not end by itself within [`LINGER`], or at all when `kill` is
 /// set, is killed first.
 ///
 /// Whatever is left in the worker's process group (processes its tasks
 /// started) is killed too, before the worker is reaped: until then its pid,
 /// which is the group's id, cannot be given to another process.
-pub(super) fn reap(pid: Pid, kill: bool) -> Death {
-    if !kill {
-        let deadline = Instant::now() + Duration::from_millis(200);
-        let exited = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        while Instant::now() < deadline {
-            match waitid(Id::Pid(pid), exited) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {
-                    thread::sleep(Duration::from_micros(200))
-                }
-                _ => break,
-            }
-        }
-    }
+pub(super) fn reap(pid: Pid, kill: bool) -> Reaped {
+    let lingered = !kill && !ends_within(pid, LINGER);
     kill_group(pid);
     loop {
         match waitpid(pid, None) {
             Err(Errno::EINTR) => {}
-            status => return death(status),
+            status => {
+                return Reaped {
+                    death: death(status),
+                    lingered,
+                }
+            }
+        }
+    }
+}
+
+/// Whether the child `pid` ends within `wait` (or cannot be waited for),
+/// without reaping it.
+fn ends_within(pid: Pid, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    let exited = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::Pid(pid), exited) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) if Instant::now() < deadline => {
+                thread::sleep(Duration::from_micros(200))
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => return false,
+            _ => return true,
         }
     }
 }

@@ -46,7 +46,7 @@ use nix::unistd::{self, Pid};
 
 use super::link::{NewLink, PoolFiles};
 use super::process::{self, WorkerBody};
-use super::{code, rust_runtime, Death, SharedBoard};
+use super::{code, rust_runtime, Death, Reaped, SharedBoard};
 
 /// The worker body: what a worker forked by the server runs. `crate::worker`
 /// registers it; the server, which starts before `main`, finds it here.
@@ -260,35 +260,35 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
 /// Asks the fork server of `generation` to reap one of its workers, killing
 /// it first when `kill` is set. A worker of a server that has ended died
 /// with it, and is nobody's to reap any more.
-pub(crate) fn reap(pid: Pid, kill: bool, generation: u64) -> Death {
+pub(crate) fn reap(pid: Pid, kill: bool, generation: u64) -> Reaped {
     let mut state = state();
     let State::Running(server) = &mut *state else {
-        return Death::Unknown;
+        return Reaped::UNKNOWN;
     };
     if server.generation != generation || server.owner != unistd::getpid() {
-        return Death::Unknown;
+        return Reaped::UNKNOWN;
     }
     match reap_from(server, pid, kill) {
-        Ok(death) => death,
+        Ok(reaped) => reaped,
         // Gone or stuck: it is killed (its workers die with it), and the
         // next spawn starts another.
         Err(_) => {
             let _ = server.process.kill();
             let _ = server.process.wait();
             *state = State::NotStarted;
-            Death::Unknown
+            Reaped::UNKNOWN
         }
     }
 }
 
 /// Asks `server` to reap `pid`; `Err` when it could not be reached.
-fn reap_from(server: &Server, pid: Pid, kill: bool) -> io::Result<Death> {
+fn reap_from(server: &Server, pid: Pid, kill: bool) -> io::Result<Reaped> {
     let mut request = [0; 16];
     request[0] = REAP;
     request[1] = u8::from(kill);
     request[4..8].copy_from_slice(&pid.as_raw().to_le_bytes());
     let (reply, _) = exchange(server, &request)?;
-    Ok(decode_death(&reply))
+    Ok(decode_reaped(&reply))
 }
 
 /// Runs the program's binary again as a fork server, and waits for its
@@ -449,9 +449,9 @@ fn serve(control: &OwnedFd) -> i32 {
                 let pid = Pid::from_raw(i32::from_le_bytes(
                     request[4..8].try_into().expect("four bytes"),
                 ));
-                let death = process::reap(pid, request[1] != 0);
+                let reaped = process::reap(pid, request[1] != 0);
                 forked.retain(|&other| other != pid);
-                send(control.as_raw_fd(), &encode_death(death), &[])
+                send(control.as_raw_fd(), &encode_reaped(reaped), &[])
             }
             _ => Ok(()),
         };
@@ -595,7 +595,7 @@ fn receive(socket: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
     }
 }
 
-fn encode_death(death: Death) -> Message {
+fn encode_reaped(Reaped { death, lingered }: Reaped) -> Message {
     let (kind, value) = match death {
         Death::Exit(code) => (0, code),
         Death::Signal(signal) => (1, signal),
@@ -603,22 +603,42 @@ fn encode_death(death: Death) -> Message {
     };
     let mut reply = [0; 16];
     reply[0] = kind;
+    reply[1] = u8::from(lingered);
     reply[4..8].copy_from_slice(&value.to_le_bytes());
     reply
 }
 
-fn decode_death(reply: &Message) -> Death {
+fn decode_reaped(reply: &Message) -> Reaped {
     let value = i32::from_le_bytes(reply[4..8].try_into().expect("four bytes"));
-    match reply[0] {
+    let death = match reply[0] {
         0 => Death::Exit(value),
         1 => Death::Signal(value),
         _ => Death::Unknown,
+    };
+    Reaped {
+        death,
+        lingered: reply[1] != 0,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaped_worker_travels_whole_from_the_server() {
+        for death in [
+            Death::Exit(0),
+            Death::Exit(-3),
+            Death::Signal(9),
+            Death::Unknown,
+        ] {
+            for lingered in [false, true] {
+                let reaped = Reaped { death, lingered };
+                assert_eq!(decode_reaped(&encode_reaped(reaped)), reaped);
+            }
+        }
+    }
 
     #[test]
     fn a_hello_of_this_build_checks_out_and_another_builds_does_not() {
