@@ -104,6 +104,10 @@ const SCENARIOS: &[common::Scenario] = &[
         a_task_that_replaces_its_bell,
     ),
     (
+        "a_task_that_replaces_its_socket",
+        a_task_that_replaces_its_socket,
+    ),
+    (
         "a_bell_closed_unseen_is_slow_not_stuck",
         a_bell_closed_unseen_is_slow_not_stuck,
     ),
@@ -737,23 +741,48 @@ fn close_the_bell(x: u64) -> (u64, u32, bool) {
     (x, std::process::id(), found)
 }
 
-/// Item 0 puts `/dev/null` in its worker's bell's place, as a task that
-/// redirects output by number might.
-fn replace_the_bell(x: u64) -> (u64, u32, bool) {
-    let found = x == 0 && !pipes().is_empty();
-    if x == 0 {
-        let null = std::fs::File::options()
-            .write(true)
-            .open("/dev/null")
-            .unwrap();
-        for fd in pipes() {
-            // SAFETY: `dup2` on two descriptors, touching no memory.
-            unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
-        }
-        std::mem::forget(null);
+/// Puts the file at `path`, opened to append, in place of each descriptor
+/// in `fds`, as a task that redirects output by number might.
+fn put_file_in_place_of(path: &str, fds: Vec<i32>) {
+    let file = std::fs::File::options().append(true).open(path).unwrap();
+    for fd in fds {
+        // SAFETY: `dup2` on two descriptors, touching no memory.
+        unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&file), fd) };
     }
-    thread::sleep(Duration::from_millis(50));
-    (x, std::process::id(), found)
+}
+
+/// Item 0 puts the file at `path` in its worker's bell's place.
+#[remote]
+fn replace_the_bell(path: String) -> impl Fn(u64) -> (u64, u32, bool) {
+    move |x| {
+        let found = x == 0 && !pipes().is_empty();
+        if x == 0 {
+            put_file_in_place_of(&path, pipes());
+        }
+        thread::sleep(Duration::from_millis(50));
+        (x, std::process::id(), found)
+    }
+}
+
+/// An empty file of this scenario's, removed when dropped.
+struct Scratch(String);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("forkmap-{name}-{}", std::process::id()));
+        std::fs::write(&path, b"").unwrap();
+        Scratch(path.to_string_lossy().into_owned())
+    }
+
+    fn len(&self) -> u64 {
+        std::fs::metadata(&self.0).unwrap().len()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A pool of one worker, given one item at a time.
@@ -797,7 +826,75 @@ fn a_task_that_closes_its_bell() {
 }
 
 fn a_task_that_replaces_its_bell() {
-    a_broken_bell_loses_nothing(replace_the_bell, "puts /dev/null in its bell's place");
+    let file = Scratch::new("bell");
+    a_broken_bell_loses_nothing(
+        replace_the_bell(file.0.clone()),
+        "puts a file in its bell's place",
+    );
+    assert_eq!(file.len(), 0, "the worker rang into the task's file");
+}
+
+/// This worker's sockets from descriptor 3 on: its link's is the only one.
+fn sockets() -> Vec<i32> {
+    let mut sockets = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        if fd >= 3 && target.to_string_lossy().starts_with("socket:") {
+            sockets.push(fd);
+        }
+    }
+    sockets
+}
+
+/// Item 0 connects to the socket at `path` and puts its connection in its
+/// worker's socket's place, then returns a value too large for the
+/// worker's ring, which goes through the socket.
+#[remote]
+fn replace_the_socket(path: String) -> impl Fn(u64) -> Vec<u8> {
+    move |x| {
+        if x != 0 {
+            return vec![x as u8];
+        }
+        let found = sockets();
+        assert!(!found.is_empty(), "no socket to replace");
+        let theirs = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        for fd in found {
+            // SAFETY: `dup2` on two descriptors, touching no memory.
+            unsafe { nix::libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&theirs), fd) };
+        }
+        vec![0; 768 << 10]
+    }
+}
+
+/// The worker's socket is replaced by a connection of the task's: the
+/// worker sends nothing into it, and only that task's item may fail.
+fn a_task_that_replaces_its_socket() {
+    let path = std::env::temp_dir().join(format!("forkmap-socket-{}", std::process::id()));
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let received = thread::spawn(move || {
+        let (mut connection, _) = listener.accept().unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut connection, &mut bytes).unwrap();
+        bytes.len()
+    });
+    let pool = one_worker_item_by_item();
+    let task = replace_the_socket(path.to_string_lossy().into_owned());
+    let results = pool.map_results(task, 0..5u64).unwrap();
+    for (index, result) in results.iter().enumerate().skip(1) {
+        assert_eq!(result.as_ref().unwrap()[..], [index as u8], "item {index}");
+    }
+    assert_eq!(pool.map(double, 0..3u64).unwrap(), [0, 2, 4]);
+    // Every copy of the connection is gone with the pool's workers.
+    drop(pool);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        received.join().unwrap(),
+        0,
+        "the worker sent a frame to the task's connection"
+    );
 }
 
 /// Item 0 forks a child that keeps a copy of every descriptor for a minute,

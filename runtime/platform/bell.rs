@@ -13,10 +13,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
+use crate::platform::identity::Identity;
+
 /// The worker's end of its bell.
 #[derive(Debug)]
 pub(crate) struct Ringer {
     pipe: OwnedFd,
+    /// The pipe, which a task may have put another file in place of.
+    identity: Identity,
 }
 
 /// The dispatcher's end of a worker's bell.
@@ -30,14 +34,24 @@ pub(crate) struct Bell {
 /// are non-blocking and close on exec.
 pub(crate) fn new() -> io::Result<(Ringer, OwnedFd)> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-    Ok((Ringer { pipe: write }, read))
+    let identity = Identity::of(write.as_fd()).ok_or(Errno::EBADF)?;
+    Ok((
+        Ringer {
+            pipe: write,
+            identity,
+        },
+        read,
+    ))
 }
 
 impl Ringer {
     /// Rings the bell. A bell rung and not yet heard (a full pipe) stays
-    /// rung; one whose descriptor a task closed rings nothing.
+    /// rung; one whose descriptor a task closed, or put another file in
+    /// the place of, rings nothing (and writes nothing into that file).
     pub(crate) fn ring(&self) {
-        let _ = nix::unistd::write(&self.pipe, &[1]);
+        if self.identity.is(self.pipe.as_fd()) {
+            let _ = nix::unistd::write(&self.pipe, &[1]);
+        }
     }
 }
 

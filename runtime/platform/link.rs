@@ -15,6 +15,7 @@ use std::os::unix::net::UnixStream;
 use nix::sys::socket::{recv, MsgFlags};
 
 use crate::platform::bell::{self, Bell, Ringer};
+use crate::platform::identity::Identity;
 use crate::platform::ring::Ring;
 use crate::platform::Private;
 
@@ -31,6 +32,8 @@ pub(crate) const RING_SIZES: std::ops::RangeInclusive<usize> = (4 << 10)..=(1 <<
 pub(crate) struct WorkerEnds {
     /// Frames too large for a ring, both ways, in order with the rings.
     pub(crate) socket: UnixStream,
+    /// What the socket is: a task may have put another file in its place.
+    pub(crate) socket_identity: Identity,
     /// From the pool.
     pub(crate) down: Ring,
     /// To the pool.
@@ -74,9 +77,12 @@ impl NewLink {
         let (down, down_file) = Ring::create(ring_size)?;
         let (up, up_file) = Ring::create(ring_size)?;
         let (bell, pool_bell) = bell::new()?;
+        let socket_identity =
+            Identity::of(worker_socket.as_fd()).ok_or(io::ErrorKind::InvalidInput)?;
         Ok(NewLink {
             worker: WorkerEnds {
                 socket: worker_socket,
+                socket_identity,
                 down,
                 up,
                 bell,
@@ -137,9 +143,14 @@ impl PoolFiles {
     }
 }
 
-/// Whether the other end of a (blocking or not) socket has closed: it
-/// reads end-of-file. Bytes waiting are left where they are.
-pub(crate) fn peer_closed(socket: &UnixStream) -> bool {
+/// Whether a worker's socket says that its pool is gone: its other end has
+/// closed (it reads end-of-file; bytes waiting are left where they are), or
+/// it is not the socket `identity` any more (a task closed it, or put
+/// another file in its place).
+pub(crate) fn pool_gone(socket: &UnixStream, identity: Identity) -> bool {
+    if !identity.is(socket.as_fd()) {
+        return true;
+    }
     let mut byte = [0];
     let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
     matches!(recv(socket.as_fd().as_raw_fd(), &mut byte, flags), Ok(0))

@@ -6,6 +6,7 @@ pub(crate) mod bell;
 pub(crate) mod board;
 pub(crate) mod code;
 mod death;
+pub(crate) mod identity;
 pub(crate) mod link;
 mod process;
 pub(crate) mod ring;

@@ -6,12 +6,14 @@ mod chunk;
 mod pacer;
 
 use std::io::{self, BufReader, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::platform;
 use crate::platform::bell::Ringer;
 use crate::platform::board::{Board, Doing, INITIALIZER};
+use crate::platform::identity::Identity;
 use crate::platform::link::{self, WorkerEnds};
 use crate::platform::ring::{Ring, Waited};
 use crate::protocol::batch::{Batch, BatchWriter};
@@ -62,14 +64,17 @@ const LOOK_FOR_POOL: Duration = Duration::from_secs(1);
 pub(crate) fn run(ends: &mut WorkerEnds, board: &Board) -> i32 {
     let WorkerEnds {
         socket,
+        socket_identity,
         down,
         up,
         bell,
     } = ends;
     let socket: &UnixStream = socket;
+    let socket_identity = *socket_identity;
     let mut replies = Replies {
         up,
         socket,
+        socket_identity,
         bell,
         board,
     };
@@ -81,7 +86,7 @@ pub(crate) fn run(ends: &mut WorkerEnds, board: &Board) -> i32 {
         if !down.has_message() {
             let deadline = Instant::now() + LOOK_FOR_POOL;
             if down.wait_readable(SPIN, Some(deadline)) == Waited::TimedOut
-                && link::peer_closed(socket)
+                && link::pool_gone(socket, socket_identity)
             {
                 return 0;
             }
@@ -93,6 +98,10 @@ pub(crate) fn run(ends: &mut WorkerEnds, board: &Board) -> i32 {
             // The next frame comes through the socket.
             Ok(Some(message)) if message.is_empty() => {
                 drop(message);
+                // Never from a file a task put in the socket's place.
+                if !socket_identity.is(socket.as_fd()) {
+                    return 2;
+                }
                 match frame::read_blocking(&mut reader, &mut bulk) {
                     Ok(true) => session.handle(&bulk, board, &mut send),
                     // The pool has ended the link.
@@ -115,6 +124,7 @@ pub(crate) fn run(ends: &mut WorkerEnds, board: &Board) -> i32 {
 struct Replies<'a> {
     up: &'a mut Ring,
     socket: &'a UnixStream,
+    socket_identity: Identity,
     bell: &'a Ringer,
     board: &'a Board,
 }
@@ -126,6 +136,10 @@ impl Replies<'_> {
         if !body.is_empty() && body.len() <= self.up.max_message() {
             self.put(body)?;
         } else {
+            // Never into a file a task put in the socket's place.
+            if !self.socket_identity.is(self.socket.as_fd()) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
             // The empty message first: the pool reads the socket when it
             // finds it.
             self.put(&[])?;
@@ -150,7 +164,7 @@ impl Replies<'_> {
             }
             let deadline = Instant::now() + LOOK_FOR_POOL;
             if self.up.wait_writable(message.len(), SPIN, Some(deadline)) == Waited::TimedOut
-                && link::peer_closed(self.socket)
+                && link::pool_gone(self.socket, self.socket_identity)
             {
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
