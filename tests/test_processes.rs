@@ -710,20 +710,26 @@ fn a_task_that_truncates_its_board() {
     assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
 }
 
-/// This worker's pipes from descriptor 3 on: its bell (what it writes to
-/// when it replies while the dispatcher sleeps) is the only one.
-fn pipes() -> Vec<i32> {
-    let mut pipes = Vec::new();
+/// This process's descriptors from 3 on whose file's name in
+/// `/proc/self/fd` starts with `kind` (`pipe:`, `socket:`).
+fn descriptors_of(kind: &str) -> Vec<i32> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
         let target = std::fs::read_link(entry.path()).unwrap_or_default();
-        if fd >= 3 && target.to_string_lossy().starts_with("pipe:") {
-            pipes.push(fd);
+        if fd >= 3 && target.to_string_lossy().starts_with(kind) {
+            found.push(fd);
         }
     }
-    pipes
+    found
+}
+
+/// This worker's pipes from descriptor 3 on: its bell (what it writes to
+/// when it replies while the dispatcher sleeps) is the only one.
+fn pipes() -> Vec<i32> {
+    descriptors_of("pipe:")
 }
 
 /// Item 0 closes its worker's bell; every item then waits long enough for
@@ -836,17 +842,7 @@ fn a_task_that_replaces_its_bell() {
 
 /// This worker's sockets from descriptor 3 on: its link's is the only one.
 fn sockets() -> Vec<i32> {
-    let mut sockets = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let target = std::fs::read_link(entry.path()).unwrap_or_default();
-        if fd >= 3 && target.to_string_lossy().starts_with("socket:") {
-            sockets.push(fd);
-        }
-    }
-    sockets
+    descriptors_of("socket:")
 }
 
 /// Item 0 connects to the socket at `path` and puts its connection in its
