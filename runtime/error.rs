@@ -119,7 +119,9 @@ pub enum Error {
         reason: String,
     },
     /// An argument, a factory's captured values or a result could not be
-    /// encoded or decoded.
+    /// encoded or decoded; or the worker's link to the pool broke while it
+    /// ran the item (a reply that does not check out, a link that a task
+    /// closed), and the worker was ended.
     #[error("could not {what} for `{function}`: {reason}")]
     Codec {
         /// The function the pool was running.

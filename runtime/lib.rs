@@ -143,12 +143,14 @@
 //!   costs at most its own item.
 //! - **Deaths and timeouts.** A worker that dies while it runs an item costs
 //!   that item only ([`Error::WorkerDied`]); one that dies between items
-//!   costs the item it had just run if there was one, and otherwise runs
-//!   those items again one by one, so that a second death is charged to the
-//!   item that caused it (so do the items of a worker that died with its
-//!   board spoiled, which says nothing, and those of a worker that lived on
-//!   after its link to the pool closed, which the pool ends: a task closed
-//!   one of its descriptors). An item's timeout counts from
+//!   costs the item it had just run if there was one (if the worker had
+//!   replied before, that item first runs once more, alone: an item
+//!   replied to may have broken the worker), and otherwise runs those items
+//!   again one by one, so that a second death is charged to the item that
+//!   caused it. So do the items of a worker that died with its board
+//!   spoiled, which says nothing, and those of a worker that lived on after
+//!   its link to the pool closed (a task closed one of its descriptors),
+//!   which the pool ends. An item's timeout counts from
 //!   when its chunk is handed to the worker, so a worker that is stopped,
 //!   or stuck reading an item, times out too.
 //! - **A forked caller.** A process the program forks (by `fork`, or a

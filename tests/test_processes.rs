@@ -87,6 +87,10 @@ const SCENARIOS: &[common::Scenario] = &[
         a_task_that_closes_every_descriptor_then_hangs,
     ),
     (
+        "a_factory_that_closes_every_descriptor",
+        a_factory_that_closes_every_descriptor,
+    ),
+    (
         "a_task_that_writes_into_descriptors",
         a_task_that_writes_into_descriptors,
     ),
@@ -674,6 +678,43 @@ fn a_task_that_closes_every_descriptor_then_hangs() {
     // Its worker was ended soon after the link closed, not when it woke.
     let took = started.elapsed();
     assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+/// A factory that notes each of its runs in the file at `path`, then
+/// closes every descriptor from 3 on and takes longer than the pool waits
+/// for a worker whose link has closed.
+#[remote]
+fn close_everything_setting_up(path: String) -> impl Fn(u64) -> u64 {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, b"run\n"))
+        .unwrap();
+    close_everything(5);
+    thread::sleep(Duration::from_millis(400));
+    |x| x
+}
+
+/// The factory, not an item, closed the link: the chunk fails at once,
+/// for one death of its worker, rather than item by item.
+fn a_factory_that_closes_every_descriptor() {
+    let runs = Scratch::new("factory-runs");
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .chunk_size(10)
+        .build()
+        .unwrap();
+    let results = pool
+        .map_results(close_everything_setting_up(runs.0.clone()), 0..10u64)
+        .unwrap();
+    for (index, result) in results.iter().enumerate() {
+        let err = result.as_ref().expect_err("the factory never finished");
+        assert_eq!(err.index(), Some(index), "{err}");
+        assert!(err.to_string().contains("link to the pool closed"), "{err}");
+    }
+    let runs = std::fs::read_to_string(&runs.0).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the factory ran {runs:?}");
+    assert_eq!(pool.map(double, 0..3u64).unwrap(), [0, 2, 4]);
 }
 
 fn a_task_that_writes_into_descriptors() {

@@ -108,8 +108,10 @@ pub(crate) trait Wake: Send + Sync {
 ///   that a task left behind holding the channel open cannot hide it. (A
 ///   thread ends only by closing its channel.)
 /// - [`end`](Backend::end) empties a slot: after [`Event::Ended`], or to
-///   retire a worker, or at shut-down. It says how the worker ended and what
-///   its board showed last. With `kill`, a worker still running is stopped
+///   retire a worker, or at shut-down. It says how the worker ended, what
+///   its board showed last (read once the worker is gone, where it can be
+///   waited for), and whether it *lingered*: lived on after its link closed
+///   and had to be killed. With `kill`, a worker still running is stopped
 ///   first where the backend can stop it; a worker that cannot be stopped (a
 ///   thread) is left to finish and is forgotten.
 /// - [`ask_to_stop`](Backend::ask_to_stop) asks a worker to stop a call's

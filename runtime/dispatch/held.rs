@@ -56,10 +56,12 @@ impl Held {
     /// worker that broke the
     /// protocol while it ran an item of a later chunk had run all of this
     /// one: it runs again, uncharged. A worker whose board was left mid-post
-    /// (a task wrote over it) says nothing of what it ran, and neither does
-    /// one that lived on after its link closed (a task closed one of its
-    /// descriptors), which was killed for it: its items run again one by
-    /// one, and an item alone is blamed. A worker the dispatcher
+    /// (a task wrote over it) says nothing of what it ran: its items run
+    /// again one by one, and an item alone is blamed. One that lived on
+    /// after its link closed (a task closed one of its descriptors), and
+    /// was killed for it, is judged as one that died between items, since
+    /// the item it ran then may not be the one that closed the link; or as
+    /// one that died setting up, if it was. A worker the dispatcher
     /// killed is charged the reason with what it was doing when the kill was
     /// decided, if it still did that; a timeout decided while it ran no item
     /// of the chunk (it was stopped, or stuck reading one) is charged to the
@@ -85,10 +87,15 @@ impl Held {
         // The last item of this chunk the worker started, if it started one
         // not replied to.
         let last = ending.last.filter(in_chunk).map(|item| item.index);
+        // A worker that lived on after its link closed was killed for it:
+        // the item it ran then did not necessarily close the link. It is
+        // judged as one that died between items: by the last item it
+        // started.
+        let lingered = ending.lingered && matches!(cause, Cause::Died(_));
         let failure = match cause {
             Cause::Killed { doing: decided, .. } if decided != doing => None,
             Cause::Killed { why, .. } => Some(why),
-            Cause::Died(_) if ending.lingered => Some(Failure::Codec(
+            Cause::Died(_) if lingered => Some(Failure::Codec(
                 "its worker's link to the pool closed while the worker still ran (a task \
                  closed or replaced one of the worker's descriptors), so the pool ended it"
                     .into(),
@@ -100,18 +107,15 @@ impl Held {
         };
         match (doing, failure) {
             // Its board was left mid-post (a task wrote over it, then the
-            // worker died), or it lived on after its link closed: who did it
-            // is not known. The items not replied to run again one by one,
-            // and an item alone is blamed.
-            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_))))
-                if ending.torn || ending.lingered =>
-            {
+            // worker died): who did it is not known. The items not replied
+            // to run again one by one, and an item alone is blamed.
+            (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) if ending.torn => {
                 match end - first {
                     1 => verdict.blame(first, failure),
                     _ => (first..end).for_each(|index| verdict.rerun(index, index + 1)),
                 }
             }
-            (Doing::Running(item), Some(failure)) if in_chunk(&item) => {
+            (Doing::Running(item), Some(failure)) if in_chunk(&item) && !lingered => {
                 verdict.rerun(first, item.index);
                 verdict.rerun(item.index + 1, end);
                 verdict.charge(item.index, failure);
@@ -131,7 +135,9 @@ impl Held {
             // this one, whose reply was lost (a task of the later chunk
             // scribbled over it). This chunk runs again; the later one is
             // charged, if its item does it again, when it is the first.
-            (Doing::Running(_), Some(Failure::Died(_) | Failure::Codec(_))) => {
+            (Doing::Running(item), Some(Failure::Died(_) | Failure::Codec(_)))
+                if !in_chunk(&item) =>
+            {
                 verdict.rerun(first, end)
             }
             (_, Some(failure @ (Failure::Died(_) | Failure::Codec(_)))) => match last {
@@ -328,6 +334,47 @@ mod tests {
         let (failed, again) = decide(&held(10, 3, false), lingered(12), false);
         assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 1, false)]);
+        // The items after the last it started did not do it.
+        let (failed, again) = decide(&held(10, 5, false), lingered(11), false);
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 3, false)]);
+    }
+
+    #[test]
+    fn a_worker_that_lingered_setting_up_fails_its_chunk_once() {
+        let setting_up = Ending {
+            lingered: true,
+            ..Ending::new(
+                Death::Signal(9),
+                Posted {
+                    doing: Doing::SettingUp {
+                        call: 1,
+                        started: 0,
+                    },
+                    last: None,
+                    torn: false,
+                },
+            )
+        };
+        let mut again = Vec::new();
+        let failed = held(0, 40, false).after_end(
+            &setting_up,
+            Cause::Died(setting_up.death),
+            false,
+            &mut again,
+        );
+        assert!(again.is_empty(), "{again:?}");
+        assert!(
+            matches!(
+                failed[..],
+                [Reply::Failed {
+                    first: 0,
+                    count: 40,
+                    failure: Failure::Codec(_)
+                }]
+            ),
+            "{failed:?}"
+        );
     }
 
     #[test]

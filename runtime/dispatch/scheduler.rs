@@ -435,12 +435,20 @@ impl Scheduler {
             (None, None) if retired && matches!(ending.death, Death::Exit(0)) => {
                 event!(debug, worker = i, "a retiring worker ended")
             }
+            // The pool closed its link, and it did not end (a slow `Drop` of
+            // its closure's state, say).
+            (None, None) if retired && ending.lingered => event!(
+                warn,
+                worker = i,
+                "a retiring worker did not end within 200 ms of being told to, so it was killed"
+            ),
             (None, None) if ending.lingered => event!(
                 warn,
                 parent: parent.clone(),
                 worker = i,
                 item = running_item(doing),
-                "a worker lived on after its link closed, so it was ended"
+                "a worker's link closed while the worker still ran (a task closed one of its \
+                 descriptors), so it was ended"
             ),
             (None, None) => event!(
                 warn,

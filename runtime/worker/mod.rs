@@ -136,13 +136,13 @@ impl Replies<'_> {
         if !body.is_empty() && body.len() <= self.up.max_message() {
             self.put(body)?;
         } else {
+            // The empty message first: the pool reads the socket when it
+            // finds it.
+            self.put(&[])?;
             // Never into a file a task put in the socket's place.
             if !self.socket_identity.is(self.socket.as_fd()) {
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
-            // The empty message first: the pool reads the socket when it
-            // finds it.
-            self.put(&[])?;
             let mut socket = self.socket;
             socket.write_all(frame)?;
         }
