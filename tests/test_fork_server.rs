@@ -69,6 +69,10 @@ const SCENARIOS: &[common::Scenario] = &[
     ("a_task_signals_the_server", a_task_signals_the_server),
     ("a_task_stops_the_server", a_task_stops_the_server),
     ("the_program_ignores_sigchld", the_program_ignores_sigchld),
+    (
+        "the_program_closed_its_standard_streams",
+        the_program_closed_its_standard_streams,
+    ),
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
@@ -529,6 +533,44 @@ fn the_program_ignores_sigchld() {
                 "item {index}: a worker ignores other signals than its program"
             ),
             other => panic!("item {index}: {other:?}"),
+        }
+    }
+}
+
+/// A task that prints on both streams, and panics for item 3.
+fn chatty(x: u64) -> u64 {
+    println!("item {x}");
+    eprintln!("item {x}");
+    assert_ne!(x, 3, "item 3 panics");
+    x * 2
+}
+
+/// A program that closed its standard streams (a daemon that did not
+/// reopen them) starts the fork server: what its tasks print goes nowhere,
+/// never into a worker's link, and every item gives its own result.
+fn the_program_closed_its_standard_streams() {
+    let saved = nix::unistd::dup(std::io::stderr()).unwrap();
+    for fd in 0..=2 {
+        // SAFETY: closes a descriptor by number, touching no memory; no
+        // handle of this process's owns 0, 1 or 2.
+        unsafe { libc::close(fd) };
+    }
+    let results = {
+        let pool = ProcessPool::new(2).unwrap();
+        pool.map_results(chatty, 0..100u64).unwrap()
+    };
+    nix::unistd::dup2_stderr(&saved).unwrap();
+    for (index, result) in results.iter().enumerate() {
+        match index {
+            3 => assert!(
+                matches!(result, Err(Error::Panic { .. })),
+                "item 3: {result:?}"
+            ),
+            _ => assert_eq!(
+                result.as_ref().ok(),
+                Some(&(index as u64 * 2)),
+                "item {index}"
+            ),
         }
     }
 }

@@ -28,7 +28,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -397,13 +397,34 @@ extern "C" fn serve_if_asked() {
 static SERVE_IF_ASKED: extern "C" fn() = serve_if_asked;
 
 /// Moves the socket off standard input (which becomes `/dev/null`), closes
-/// every other descriptor the program's binary was started with, names the
-/// process, and says hello. Returns the socket.
+/// every other descriptor the program's binary was started with (but
+/// standard output and error, which become `/dev/null` where closed), names
+/// the process, and says hello. Returns the socket.
 fn become_server() -> io::Result<OwnedFd> {
     let control_fd = fcntl(std::io::stdin(), FcntlArg::F_DUPFD_CLOEXEC(3))?;
     // SAFETY: `fcntl` has just made this descriptor; nothing else owns it.
     let control = unsafe { OwnedFd::from_raw_fd(control_fd) };
     process::close_all_but(control.as_raw_fd());
+    // Standard output and error stay the program's. Where the program had
+    // closed them, `/dev/null` takes their place: the first descriptors
+    // this server makes (a worker's link) would otherwise get their
+    // numbers, and what a task prints would go into its link.
+    let closed = [
+        fcntl(std::io::stdout(), FcntlArg::F_GETFD).is_err(),
+        fcntl(std::io::stderr(), FcntlArg::F_GETFD).is_err(),
+    ];
+    for (number, closed) in [(1, closed[0]), (2, closed[1])] {
+        if closed {
+            // Standard input is open: a file opened now takes the lowest
+            // free number, 1 or 2, and keeps it for good.
+            let sink = std::fs::File::options().write(true).open("/dev/null")?;
+            if sink.into_raw_fd() != number {
+                return Err(io::Error::other(
+                    "standard output or error could not be reopened",
+                ));
+            }
+        }
+    }
     let null = std::fs::File::open("/dev/null")?;
     unistd::dup2_stdin(&null)?;
     process::set_name(c"forkmap-server");
