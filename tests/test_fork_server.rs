@@ -73,10 +73,20 @@ const SCENARIOS: &[common::Scenario] = &[
         "the_program_closed_its_standard_streams",
         the_program_closed_its_standard_streams,
     ),
+    (
+        "the_server_ends_with_the_program_not_its_child",
+        the_server_ends_with_the_program_not_its_child,
+    ),
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
-const OTHERS: &[common::Scenario] = &[("forked_from_the_program", forked_from_the_program)];
+const OTHERS: &[common::Scenario] = &[
+    ("forked_from_the_program", forked_from_the_program),
+    (
+        "a_program_that_forks_then_exits",
+        a_program_that_forks_then_exits,
+    ),
+];
 
 /// Runs the program under the dynamic loader: `/proc/self/exe` is then the
 /// loader, which cannot be a fork server.
@@ -573,4 +583,66 @@ fn the_program_closed_its_standard_streams() {
             ),
         }
     }
+}
+
+/// A program with a pool forks a child that keeps a copy of everything (the
+/// fork server's socket included) and never calls `exec`, prints the pids
+/// of its server, its workers and the child, and exits at once, without
+/// dropping its pool.
+fn a_program_that_forks_then_exits() {
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(pool.map(double, 0..4u64).unwrap(), [0, 2, 4, 6]);
+    let mut pids: Vec<u32> = common::fork_servers().iter().map(|p| p.pid).collect();
+    pids.extend(common::worker_pids());
+    // SAFETY: the child only sleeps and leaves, calling nothing that a
+    // lock held by another thread at the fork could block.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            thread::sleep(Duration::from_secs(30));
+            // SAFETY: leaves at once, running no destructor of the program's.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => pids.push(child.as_raw() as u32),
+    }
+    let line: Vec<String> = pids.iter().map(u32::to_string).collect();
+    println!("{}", line.join(" "));
+    std::process::exit(0);
+}
+
+/// The fork server and the workers end with the program, though a child it
+/// forked lives on with a copy of the program's socket to the server.
+fn the_server_ends_with_the_program_not_its_child() {
+    // Not `output()`: the child keeps a copy of the program's stdout.
+    let mut program = common::this_binary()
+        .args(["--forkmap-scenario", "a_program_that_forks_then_exits"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(program.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let status = program.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let pids: Vec<u32> = line
+        .split_whitespace()
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    let (&child, ours) = pids.split_last().expect("the child's pid");
+    assert_eq!(ours.len(), 3, "a server and two workers: {ours:?}");
+    let alive = |pid: u32| common::process(pid).is_some_and(|p| !matches!(p.state, 'Z' | 'X'));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while ours.iter().any(|&pid| alive(pid)) && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let child_alive = alive(child);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(child_alive, "the program's child {child} had already gone");
+    let left: Vec<u32> = ours.iter().copied().filter(|&pid| alive(pid)).collect();
+    assert!(left.is_empty(), "left behind by the program: {left:?}");
 }

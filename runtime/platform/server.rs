@@ -21,8 +21,9 @@
 //! *reap* (the reply says how the worker ended). Workers are the server's
 //! children, so only it can reap them; the program can still kill them. The
 //! server ends when the program's end of the socket closes, which happens
-//! when the program exits or dies, and its workers die with it
-//! (`PR_SET_PDEATHSIG`). If the server dies, the next spawn starts a new
+//! when the program exits or dies, or when the program ends while a process
+//! it forked keeps a copy of that end (the server watches a pidfd of the
+//! program); its workers die with it (`PR_SET_PDEATHSIG`). If the server dies, the next spawn starts a new
 //! one; if no server can be started at all, workers are forked from the
 //! program, with one warning.
 
@@ -385,7 +386,7 @@ extern "C" fn serve_if_asked() {
         return;
     }
     let code = match become_server() {
-        Ok(control) => serve(&control),
+        Ok((control, program)) => serve(&control, program.as_ref()),
         Err(_) => 1,
     };
     process::exit(code)
@@ -399,8 +400,9 @@ static SERVE_IF_ASKED: extern "C" fn() = serve_if_asked;
 /// Moves the socket off standard input (which becomes `/dev/null`), closes
 /// every other descriptor the program's binary was started with (but
 /// standard output and error, which become `/dev/null` where closed), names
-/// the process, and says hello. Returns the socket.
-fn become_server() -> io::Result<OwnedFd> {
+/// the process, and says hello. Returns the socket, and a pidfd of the
+/// program where the system has them.
+fn become_server() -> io::Result<(OwnedFd, Option<OwnedFd>)> {
     let control_fd = fcntl(std::io::stdin(), FcntlArg::F_DUPFD_CLOEXEC(3))?;
     // SAFETY: `fcntl` has just made this descriptor; nothing else owns it.
     let control = unsafe { OwnedFd::from_raw_fd(control_fd) };
@@ -430,12 +432,18 @@ fn become_server() -> io::Result<OwnedFd> {
     process::set_name(c"forkmap-server");
     process::shield();
     rust_runtime::set_up();
+    // The program, this process's parent; if it has already ended, the
+    // parent is another process, whose end the socket's makes moot.
+    let program = process::pidfd_open(unistd::getppid()).ok();
     send(control.as_raw_fd(), &hello(), &[])?;
-    Ok(control)
+    Ok((control, program))
 }
 
-/// The server's loop: it ends when the program's end of `control` closes.
-fn serve(control: &OwnedFd) -> i32 {
+/// The server's loop: it ends when the program's end of `control` closes,
+/// or when the program ends (its `program` pidfd polls readable), even if a
+/// process the program forked keeps a copy of that end open: such a copy
+/// cannot use the server.
+fn serve(control: &OwnedFd, program: Option<&OwnedFd>) -> i32 {
     let Some(&body) = WORKER_BODY.first() else {
         return 1;
     };
@@ -444,6 +452,9 @@ fn serve(control: &OwnedFd) -> i32 {
     // that changes its credentials loses its parent-death signal.
     let mut forked = Vec::new();
     loop {
+        if program.is_some_and(|program| ended_first(program, control)) {
+            break;
+        }
         let request = match receive(control.as_raw_fd()) {
             Ok(Some((request, _))) => request,
             _ => break,
@@ -485,6 +496,22 @@ fn serve(control: &OwnedFd) -> i32 {
         process::kill_group(pid);
     }
     0
+}
+
+/// Waits until `control` has a request or has closed, or `program` has
+/// ended: true in the last case.
+fn ended_first(program: &OwnedFd, control: &OwnedFd) -> bool {
+    loop {
+        let mut fds = [
+            PollFd::new(program.as_fd(), PollFlags::POLLIN),
+            PollFd::new(control.as_fd(), PollFlags::POLLIN),
+        ];
+        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => return fds[0].any().unwrap_or(false),
+        }
+    }
 }
 
 /// The ring size a spawn request asks for.
