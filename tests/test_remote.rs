@@ -722,3 +722,32 @@ fn instead_of_a_generic_factory() {
         [Number::Int(8), Number::Float(0.5)]
     );
 }
+
+/// Makes a factory `local` that adds `$k` to `x * n`, and returns its value
+/// for `n`: each use of the macro makes one, of the same name.
+macro_rules! scaled {
+    ($k:expr, $n:expr) => {{
+        #[remote]
+        fn local(n: i64) -> impl Fn(i64) -> i64 {
+            move |x| x * n + $k
+        }
+        local($n)
+    }};
+}
+
+/// Two uses inside one macro: both factories stand at the place of the
+/// outer macro's use, with the same name.
+macro_rules! two_scaled {
+    () => {
+        (scaled!(1, 10), scaled!(1000, 10))
+    };
+}
+
+#[test]
+fn factories_that_one_macro_makes_in_one_place_run_their_own_code() {
+    let (small, large) = two_scaled!();
+    assert_eq!((small.call(1), large.call(1)), (11, 1010));
+    let pool = ProcessPool::new(2).unwrap();
+    assert_eq!(pool.map(small, [1, 2]).unwrap(), [11, 21]);
+    assert_eq!(pool.map(large, [1, 2]).unwrap(), [1010, 1020]);
+}

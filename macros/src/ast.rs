@@ -185,7 +185,8 @@ pub(crate) fn peel(mut ty: &Type) -> &Type {
 }
 
 /// `power_factory` → `PowerFactory`; a name that would not start with a
-/// letter (`_1`) gets a `Remote` prefix.
+/// letter (`_1`), or would be the keyword `Self` (`self_`), gets a `Remote`
+/// prefix.
 fn upper_camel_case(ident: &Ident) -> String {
     let name: String = unraw(ident)
         .split('_')
@@ -198,7 +199,7 @@ fn upper_camel_case(ident: &Ident) -> String {
                 .flatten()
         })
         .collect();
-    if name.starts_with(|c: char| c.is_alphabetic()) {
+    if name.starts_with(|c: char| c.is_alphabetic()) && name != "Self" {
         name
     } else {
         format!("Remote{name}")

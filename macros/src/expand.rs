@@ -1,7 +1,7 @@
 //! The generated code, `quote!` only: the model has been validated.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens as _};
 use syn::{spanned::Spanned as _, Ident};
 
 use crate::ast::{unraw, Closure, Factory, Returns};
@@ -134,7 +134,7 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
             }
 
             #[doc = #call_doc]
-            #[allow(dead_code)]
+            #[allow(dead_code, clippy::too_many_arguments)]
             #vis fn call(&self, #(#args: #inputs),*) #output
             where
                 for<'__a> Self: ::core::clone::Clone,
@@ -405,6 +405,7 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
     let serde = quote!(#private::serde);
     let struct_name = &factory.struct_name;
     let name = factory.name();
+    let code = code_hash(factory);
     let inputs = &closure.inputs;
     let args = quote!((#(#inputs,)*));
     let output = match closure.output {
@@ -425,7 +426,8 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
         const __NAME: &::core::primitive::str =
             ::core::concat!(::core::module_path!(), "::", #name);
         // Two factories of one name can share a module path (each inside its
-        // own function); where `#[remote]` stands tells them apart.
+        // own function): where `#[remote]` stands tells them apart, and
+        // where that is one place (a macro that makes several), their code.
         const __KEY: &::core::primitive::str = ::core::concat!(
             ::core::module_path!(),
             "::",
@@ -433,7 +435,9 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             "@",
             ::core::line!(),
             ":",
-            ::core::column!()
+            ::core::column!(),
+            "#",
+            #code
         );
 
         // What a call encodes for each item: the closure's arguments, through
@@ -499,7 +503,9 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
 
         impl<__C> __Stuck for &__Closure<__C> {
             fn __into_job(self) -> ::core::result::Result<#job, ::std::string::String> {
-                ::core::result::Result::Err(::std::string::String::from(
+                ::core::result::Result::Err(<::std::string::String as ::core::convert::From<
+                    &::core::primitive::str,
+                >>::from(
                     "this closure's arguments or result cannot travel to a worker process",
                 ))
             }
@@ -512,9 +518,9 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             __Closure(factory.into_closure()).__into_job()
         }
 
-        // linkme's link section counts as unsafe code to the `unsafe_code`
-        // lint; a crate that denies unsafe code can still use #[remote].
-        #[allow(unsafe_code)]
+        // No `allow(unsafe_code)` here, which a crate that forbids unsafe
+        // code would refuse: the lint does not see linkme's link section in
+        // another crate than forkmap.
         #[#private::linkme::distributed_slice(#private::REMOTES)]
         #[linkme(crate = #private::linkme)]
         static __ENTRY: #private::RemoteEntry = #private::RemoteEntry {
@@ -523,6 +529,14 @@ fn registration(factory: &Factory<'_>, closure: &Closure<'_>) -> TokenStream {
             start: __start,
         };
     }
+}
+
+/// A hash of the factory's code, as text: it tells apart factories that one
+/// macro invocation makes, which share a name and a place.
+fn code_hash(factory: &Factory<'_>) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&factory.item.to_token_stream().to_string(), &mut hasher);
+    format!("{:016x}", std::hash::Hasher::finish(&hasher))
 }
 
 /// What stands in for a factory that has errors: the function with its
@@ -556,7 +570,14 @@ pub(crate) fn stand_in(factory: &Factory<'_>) -> Option<TokenStream> {
     }
     let (_, _, where_clause) = generics.split_for_impl();
     let params = &generics.params;
-    let inputs = &sig.inputs;
+    // `#[serde(..)]` on an argument, already reported, is not an attribute
+    // the compiler knows: it would be reported again.
+    let mut inputs = sig.inputs.clone();
+    for input in &mut inputs {
+        if let syn::FnArg::Typed(param) = input {
+            param.attrs.retain(|attr| !attr.path().is_ident("serde"));
+        }
+    }
     let args = &closure.inputs;
     let output = closure.output.map(|output| quote!(-> #output));
     Some(quote! {

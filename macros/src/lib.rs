@@ -134,9 +134,11 @@
 //!     // The name errors carry: "my_crate::power_factory" for a factory at
 //!     // the root of `my_crate`; and the wire key, which adds where
 //!     // `#[remote]` stands ("my_crate::power_factory@3:1"), since two
-//!     // factories of one name can share a module path inside two functions.
+//!     // factories of one name can share a module path inside two functions,
+//!     // and a hash of the factory's code, since a macro can make two of one
+//!     // name in one place.
 //!     const __NAME: &str = concat!(module_path!(), "::", "power_factory");
-//!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!());
+//!     const __KEY: &str = concat!(module_path!(), "::", "power_factory", "@", line!(), ":", column!(), "#", "5f0c2b9a01d3e4f7");
 //!
 //!     // What a call encodes for each item: the closure's arguments, through
 //!     // `__Field` (with a `__serialize` method as well), so that an argument

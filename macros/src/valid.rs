@@ -77,6 +77,17 @@ impl Factory<'_> {
                  concrete types to rebuild the closure from bytes; remove it",
             );
         }
+        let name = self.struct_name.to_string();
+        if PRELUDE.split_whitespace().any(|prelude| prelude == name) {
+            errors.push(
+                &self.struct_name,
+                format_args!(
+                    "the struct this #[remote] factory makes would be called `{name}`, and hide \
+                     the prelude's `{name}` in this module: rename the factory, or name the \
+                     struct with `#[remote(name = {name}Factory)]`"
+                ),
+            );
+        }
     }
 
     fn check_params(&self, errors: &mut Errors) {
@@ -89,6 +100,24 @@ impl Factory<'_> {
             );
         }
         for param in &self.params {
+            for attr in &param.original.attrs {
+                let path = attr.path();
+                if path.is_ident("cfg") || path.is_ident("cfg_attr") {
+                    errors.push(
+                        attr,
+                        "a #[remote] factory argument cannot be `#[cfg]`-gated: it is a field of \
+                         the struct that travels to the workers; gate the whole factory, or take \
+                         an `Option`",
+                    );
+                } else if path.is_ident("serde") {
+                    errors.push(
+                        attr,
+                        "`#[serde(..)]` does not apply to a #[remote] factory argument: give the \
+                         argument a type that encodes as you want (`serde_bytes::ByteBuf` for \
+                         bytes, or a type of your own with `#[derive(Serialize, Deserialize)]`)",
+                    );
+                }
+            }
             if param.binding.is_none() {
                 errors.push(
                     &param.original.pat,
@@ -132,12 +161,33 @@ impl Factory<'_> {
     }
 }
 
+/// The most arguments a closure a pool calls may take (`CallWith` is
+/// implemented up to this many).
+const MAX_ARGUMENTS: usize = 8;
+
+/// The names of the types, traits and variants of Rust's prelude: a struct
+/// of one of these names would hide the prelude's in the factory's module.
+const PRELUDE: &str = "AsMut AsRef Box Clone Copy Default DoubleEndedIterator Drop Eq Err \
+    ExactSizeIterator Extend Fn FnMut FnOnce From FromIterator Into IntoIterator Iterator None Ok \
+    Option Ord PartialEq PartialOrd Result Send Sized Some String Sync ToOwned ToString TryFrom \
+    TryInto Unpin Vec";
+
 fn check_closure(closure: &Closure<'_>, errors: &mut Errors) {
     if closure.kind == Kind::FnOnce {
         errors.push(
             closure.trait_ident,
             "a #[remote] factory cannot return `impl FnOnce`: a worker calls the closure once per \
              item; return `impl Fn`, or `impl FnMut` for state that changes between items",
+        );
+    }
+    if closure.inputs.len() > MAX_ARGUMENTS {
+        errors.push(
+            closure.ty,
+            format_args!(
+                "a #[remote] factory's closure takes at most {MAX_ARGUMENTS} arguments, and this \
+                 one takes {}: take a tuple instead, `impl Fn((A, B, ..)) -> ..`",
+                closure.inputs.len()
+            ),
         );
     }
     for input in &closure.inputs {

@@ -3,8 +3,11 @@
 //! Two kinds of entry travel on the wire:
 //!
 //! - [`Entry::Named`]: a `#[remote]` factory, by its stable key (module path,
-//!   function name, and the line and column of `#[remote]`, since two
-//!   factories of one name can share a module path inside two functions).
+//!   function name, the line and column of `#[remote]`, since two factories
+//!   of one name can share a module path inside two functions, and a hash
+//!   of its code, since a macro can make two of one name in one place).
+//!   Two factories whose keys are equal have the same code, and either
+//!   serves.
 //!   Every `#[remote]` item registers its start function in [`REMOTES`] at
 //!   link time, so a worker looks the key up; a key it does not know is a
 //!   clear error that names the function.
@@ -32,8 +35,9 @@ pub type StartFn = fn(&[u8]) -> Result<Job, String>;
 /// function.
 #[derive(Debug)]
 pub struct RemoteEntry {
-    /// The name and where `#[remote]` stands, e.g.
-    /// `my_crate::models::power_factory@12:1`: unique in a program.
+    /// The name, where `#[remote]` stands and a hash of the code, e.g.
+    /// `my_crate::models::power_factory@12:1#5f0c…`: two factories with one
+    /// key have the same code.
     pub key: &'static str,
     /// Module path and function name, e.g. `my_crate::models::power_factory`.
     pub name: &'static str,

@@ -338,6 +338,9 @@ impl Progress for Unwatched {
 }
 
 #[cfg(test)]
+// The `#[remote]` factory below registers itself in a link section, which
+// the `unsafe_code` lint counts in forkmap's own crate.
+#[allow(unsafe_code)]
 mod tests {
     //! What a worker does with frames that do not check out: each becomes a
     //! failure or an outcome naming what was wrong, never a panic.
