@@ -435,6 +435,8 @@ fn an_fn_mut_closure_keeps_its_state_across_a_workers_items() {
 // ---------------------------------------------------------------------------
 // Visibility, doc comments and other attributes.
 
+// `pub` on purpose, in a private module: #[remote] keeps visibilities.
+#[allow(unreachable_pub)]
 mod visibility {
     use forkmap::remote;
 
@@ -506,6 +508,7 @@ fn public_crate_and_private_factories_with_attributes() {
 // ---------------------------------------------------------------------------
 // Same-named factories in two modules.
 
+#[allow(unreachable_pub)]
 mod a {
     use forkmap::remote;
 
@@ -515,6 +518,7 @@ mod a {
     }
 }
 
+#[allow(unreachable_pub)]
 mod b {
     use forkmap::remote;
 

@@ -5,8 +5,7 @@
 
 use proc_macro2::Span;
 use syn::{
-    FnArg, Ident, ItemFn, Pat, PatType, Receiver, ReturnType, Token, TraitBound, Type,
-    TypeParamBound,
+    FnArg, Ident, ItemFn, Pat, PatType, Receiver, ReturnType, TraitBound, Type, TypeParamBound,
 };
 
 use crate::attr::Options;
@@ -39,8 +38,6 @@ pub(crate) struct Param<'a> {
 
 /// A parameter bound to a plain identifier.
 pub(crate) struct Binding<'a> {
-    /// `mut`, if the pattern had it.
-    pub(crate) mutability: Option<Token![mut]>,
     /// The parameter's name: the field's name.
     pub(crate) ident: &'a Ident,
 }
@@ -112,10 +109,9 @@ impl<'a> Factory<'a> {
 impl<'a> Param<'a> {
     fn from_syn(original: &'a PatType) -> Self {
         let binding = match &*original.pat {
-            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => Some(Binding {
-                mutability: pat.mutability,
-                ident: &pat.ident,
-            }),
+            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                Some(Binding { ident: &pat.ident })
+            }
             _ => None,
         };
         Param {

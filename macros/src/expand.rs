@@ -41,10 +41,32 @@ fn idents<'a>(factory: &'a Factory<'_>) -> impl Iterator<Item = &'a Ident> + Clo
         .filter_map(|param| param.binding.as_ref().map(|binding| binding.ident))
 }
 
+/// Whether `attr` sets a lint's level: `allow`, `expect`, `warn`, `deny`
+/// or `forbid`.
+fn is_lint_level(attr: &syn::Attribute) -> bool {
+    ["allow", "expect", "warn", "deny", "forbid"]
+        .iter()
+        .any(|level| attr.path().is_ident(level))
+}
+
 /// The factory itself, now returning the struct of its arguments.
 fn constructor(factory: &Factory<'_>) -> TokenStream {
     let item = factory.item;
-    let attrs = &item.attrs;
+    // The body moves to `into_closure`: a lint expected there would not be
+    // met here, so `expect` is `allow` here.
+    let attrs = item
+        .attrs
+        .iter()
+        .map(|attr| match attr.path().is_ident("expect") {
+            true => {
+                let mut allow = attr.clone();
+                if let syn::Meta::List(list) = &mut allow.meta {
+                    list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
+                }
+                allow
+            }
+            false => attr.clone(),
+        });
     let vis = &item.vis;
     let constness = &item.sig.constness;
     let fn_token = &item.sig.fn_token;
@@ -57,11 +79,14 @@ fn constructor(factory: &Factory<'_>) -> TokenStream {
         quote!(#(#attrs)* #ident: #ty)
     });
     let fields = idents(factory);
+    // Spanned at the user's braces, so that an unused factory is reported
+    // as a function never used, as a plain function would be.
+    let body = quote_spanned!(item.block.brace_token.span.join()=> {
+        #struct_name { #(#fields),* }
+    });
     quote! {
         #(#attrs)*
-        #vis #constness #fn_token #ident(#(#params),*) -> #struct_name {
-            #struct_name { #(#fields),* }
-        }
+        #vis #constness #fn_token #ident(#(#params),*) -> #struct_name #body
     }
 }
 
@@ -99,18 +124,24 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         let ty = param.ty;
         Some(quote!(#ident: #ty))
     });
-    let bindings = factory.params.iter().filter_map(|param| {
-        let attrs = &param.original.attrs;
-        let binding = param.binding.as_ref()?;
-        let mutability = &binding.mutability;
-        let ident = binding.ident;
-        Some(quote!(#(#attrs)* let #mutability #ident = self.#ident;))
-    });
     let returns = closure.ty;
-    // The body's statements, spliced after the bindings rather than nested
-    // as a block: a nested block ending in the closure would trip
-    // `unused_braces` on a one-line factory, at the user's code.
-    let stmts = &item.block.stmts;
+    // The user's function itself, with its lint levels, inside
+    // `into_closure`: its body means what it says there (no `self`), and an
+    // `allow` on the factory reaches it. Its parameters are reported by the
+    // constructor's, once.
+    let body = {
+        let lints = item.attrs.iter().filter(|attr| is_lint_level(attr));
+        let sig = &item.sig;
+        let block = &item.block;
+        let ident = &sig.ident;
+        let fields = idents(factory);
+        quote! {
+            #[allow(non_snake_case)]
+            #(#lints)*
+            #sig #block
+            #ident(#(self.#fields),*)
+        }
+    };
     let args: Vec<Ident> = (0..closure.inputs.len())
         .map(|i| format_ident!("arg{}", i))
         .collect();
@@ -121,6 +152,9 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
     quote! {
         #cfgs
         #[doc = #struct_doc]
+        // A parameter's name that breaks the naming lint is reported at the
+        // factory, once, not again at its field.
+        #[allow(non_snake_case)]
         #vis struct #struct_name {
             #(#fields,)*
         }
@@ -129,8 +163,7 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         impl #struct_name {
             #[doc = #into_closure_doc]
             #vis fn into_closure(self) -> #returns {
-                #(#bindings)*
-                #(#stmts)*
+                #body
             }
 
             #[doc = #call_doc]

@@ -27,11 +27,14 @@
 //! ```text
 //! /// Raises to a power.
 //! pub fn power_factory(y: u32) -> PowerFactory {
+//!     // Spanned at the body's braces: an unused factory is reported as
+//!     // a function never used. `#[expect(..)]` on the factory is `allow` here.
 //!     PowerFactory { y }
 //! }
 //!
 //! /// A [`power_factory`] with its arguments: what travels to worker processes.
 //! /// (...)
+//! #[allow(non_snake_case)] // a parameter's name is linted once, at the factory
 //! pub struct PowerFactory {
 //!     y: u32,
 //! }
@@ -40,8 +43,13 @@
 //!     /// Runs the body of [`power_factory`] with these arguments and returns
 //!     /// its closure, for use in this process.
 //!     pub fn into_closure(self) -> impl Fn(u64) -> u64 {
-//!         let y = self.y; // `let mut y` if the parameter was `mut y`
-//!         move |x| x.pow(y) // the body's statements, as written
+//!         // The factory as written, with the lint levels set on it: its body
+//!         // has no `self`, and an `allow` on the factory reaches it.
+//!         #[allow(non_snake_case)]
+//!         fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
+//!             move |x| x.pow(y)
+//!         }
+//!         power_factory(self.y)
 //!     }
 //!
 //!     /// Runs the body of [`power_factory`] with a clone of these arguments

@@ -352,7 +352,9 @@ mod tests {
     use crate::protocol::entry::Entry;
     use crate::protocol::task::Task;
 
+    // Only its registration is used: the tests send frames that name it.
     #[crate::remote(crate = crate)]
+    #[allow(dead_code)]
     fn adder(n: u64) -> impl Fn(u64) -> u64 {
         move |x| x + n
     }
