@@ -77,6 +77,10 @@ const SCENARIOS: &[common::Scenario] = &[
         "the_server_ends_with_the_program_not_its_child",
         the_server_ends_with_the_program_not_its_child,
     ),
+    (
+        "workers_start_in_the_current_directory",
+        workers_start_in_the_current_directory,
+    ),
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
@@ -645,4 +649,22 @@ fn the_server_ends_with_the_program_not_its_child() {
     assert!(child_alive, "the program's child {child} had already gone");
     let left: Vec<u32> = ours.iter().copied().filter(|&pid| alive(pid)).collect();
     assert!(left.is_empty(), "left behind by the program: {left:?}");
+}
+
+fn current_dir(_: u64) -> std::path::PathBuf {
+    std::env::current_dir().unwrap()
+}
+
+/// A worker starts in the program's current directory as it is when the
+/// worker starts, not as it was when the fork server did.
+fn workers_start_in_the_current_directory() {
+    forkmap::init().unwrap();
+    let here = std::env::temp_dir().join(format!("forkmap-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&here).unwrap();
+    std::env::set_current_dir(&here).unwrap();
+    let here = std::env::current_dir().unwrap();
+    let seen = ProcessPool::new(2).unwrap().map(current_dir, 0..4u64);
+    std::env::set_current_dir("/").unwrap();
+    let _ = std::fs::remove_dir(&here);
+    assert!(seen.unwrap().iter().all(|dir| *dir == here));
 }

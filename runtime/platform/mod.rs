@@ -238,7 +238,8 @@ pub(crate) fn spawn_worker(ring_size: usize) -> io::Result<Spawned> {
     // other thread opens or closes one in between, and released in the
     // worker.
     let inherited: Vec<RawFd> = ours.clone();
-    let (pid, ours) = process::fork_worker(&inherited, &board, body, Some(ours), link.worker)?;
+    let (pid, ours) =
+        process::fork_worker(&inherited, None, &board, body, Some(ours), link.worker)?;
     let mut ours = ours.expect("fork_worker gives the list back");
     let child = Child::new(&mut ours, pid, Forker::Program);
     // Released before `pool` can be dropped, which takes it.

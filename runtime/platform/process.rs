@@ -97,12 +97,15 @@ pub(crate) type WorkerBody = fn(&mut WorkerEnds, &Board) -> i32;
 /// drops it: the list of the forking process's pool descriptors (all among
 /// `close`), which the caller holds locked across the fork and which the
 /// worker would otherwise keep locked for good (its copy of the lock is the
-/// caller's, in the state it had). Returns its pid, and `held` back.
+/// caller's, in the state it had). With `cwd`, a directory open in the
+/// forking process, the worker makes it its current directory, and closes
+/// it. Returns its pid, and `held` back.
 ///
 /// The worker dies with the thread that calls this (`PR_SET_PDEATHSIG`), so
 /// call it from a thread that lives as long as the worker should.
 pub(super) fn fork_worker(
     close: &[RawFd],
+    cwd: Option<RawFd>,
     board: &Board,
     body: WorkerBody,
     held: Option<Ours>,
@@ -128,7 +131,7 @@ pub(super) fn fork_worker(
             if let Some(mut ours) = held {
                 ours.clear();
             }
-            worker_main(parent, close, ends, board, body)
+            worker_main(parent, close, cwd, ends, board, body)
         }
         ForkResult::Parent { child } => {
             drop(ends);
@@ -141,6 +144,7 @@ pub(super) fn fork_worker(
 fn worker_main(
     parent: Pid,
     close: &[RawFd],
+    cwd: Option<RawFd>,
     ends: WorkerEnds,
     board: &Board,
     body: WorkerBody,
@@ -152,7 +156,12 @@ fn worker_main(
     // reach it, a task's `kill(0, ..)` reaches only it and what it started,
     // and killing the group kills what its tasks started too.
     let _ = unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    for &fd in close {
+    if let Some(cwd) = cwd {
+        // SAFETY: `cwd` is open in this process (the forking process holds
+        // it until after the fork); it is only borrowed for the call.
+        let _ = unistd::fchdir(unsafe { std::os::fd::BorrowedFd::borrow_raw(cwd) });
+    }
+    for &fd in close.iter().chain(&cwd) {
         // Closing by number: these belong to the forking process (its other
         // links, the fork server's control socket), owned by values that
         // this process will never drop, so nothing else closes or reuses

@@ -15,7 +15,8 @@
 //!
 //! The program talks to the server over a sequenced-packet socket, one
 //! request and one reply at a time: *spawn* (the request says how large the
-//! worker's rings are; the reply carries the new worker's pid, and its
+//! worker's rings are, and carries the program's current directory, where
+//! the worker starts; the reply carries the new worker's pid, and its
 //! board's memory file and the pool's side of its link as passed
 //! descriptors, or the error that stopped the fork) and
 //! *reap* (the reply says how the worker ended). Workers are the server's
@@ -228,10 +229,23 @@ fn request_spawn(server: &Server, ring_size: usize) -> io::Result<io::Result<For
     let mut request = [0; 16];
     request[0] = SPAWN;
     request[8..].copy_from_slice(&(ring_size as u64).to_le_bytes());
-    let (reply, fds) = exchange(server, &request)?;
+    // The worker starts in this process's current directory, whichever it
+    // is now: the server's is the program's when it started. Where it cannot
+    // be opened, the worker starts in the server's.
+    let cwd = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    );
+    let cwd: Vec<RawFd> = cwd.iter().map(AsRawFd::as_raw_fd).collect();
+    let (reply, fds) = exchange(server, &request, &cwd)?;
     let pid = i32::from_le_bytes(reply[..4].try_into().expect("four bytes"));
     if pid <= 0 {
-        return Ok(Err(io::Error::from_raw_os_error(-pid)));
+        let error = io::Error::from_raw_os_error(-pid);
+        return Ok(Err(io::Error::new(
+            error.kind(),
+            format!("the fork server could not fork a worker: {error}"),
+        )));
     }
     let pid = Pid::from_raw(pid);
     // Five descriptors come with a worker; without them all (this process
@@ -288,7 +302,7 @@ fn reap_from(server: &Server, pid: Pid, kill: bool) -> io::Result<Reaped> {
     request[0] = REAP;
     request[1] = u8::from(kill);
     request[4..8].copy_from_slice(&pid.as_raw().to_le_bytes());
-    let (reply, _) = exchange(server, &request)?;
+    let (reply, _) = exchange(server, &request, &[])?;
     Ok(decode_reaped(&reply))
 }
 
@@ -456,11 +470,12 @@ fn serve(control: &OwnedFd, program: Option<&OwnedFd>) -> i32 {
             break;
         }
         let request = match receive(control.as_raw_fd()) {
-            Ok(Some((request, _))) => request,
+            Ok(Some(received)) => received,
             _ => break,
         };
+        let (request, passed) = request;
         let sent = match request[0] {
-            SPAWN => match fork_for_parent(control, body, ring_size(&request)) {
+            SPAWN => match fork_for_parent(control, body, ring_size(&request), passed.first()) {
                 Ok((pid, link, file)) => {
                     forked.push(pid);
                     let mut reply = [0; 16];
@@ -527,6 +542,7 @@ fn fork_for_parent(
     control: &OwnedFd,
     body: WorkerBody,
     ring_size: usize,
+    cwd: Option<&OwnedFd>,
 ) -> io::Result<(Pid, PoolFiles, OwnedFd)> {
     let link = NewLink::new(ring_size)?;
     let (board, file) = SharedBoard::create_file()?;
@@ -539,17 +555,22 @@ fn fork_for_parent(
         up,
         bell,
     ];
-    let (pid, _) = process::fork_worker(&close, &board, body, None, link.worker)?;
+    let cwd = cwd.map(AsRawFd::as_raw_fd);
+    let (pid, _) = process::fork_worker(&close, cwd, &board, body, None, link.worker)?;
     Ok((pid, link.pool, file))
 }
 
-/// Sends a request to `server` and waits for its reply and the descriptors
-/// it carries, for at most [`ANSWER_WITHIN`]. A server that is slow to
+/// Sends a request to `server`, with descriptors `fds`, and waits for its
+/// reply and the descriptors it carries, for at most [`ANSWER_WITHIN`]. A server that is slow to
 /// answer is sent SIGCONT every [`NUDGE_EVERY`]: one that a task stopped
 /// (with SIGSTOP, which it cannot ignore) goes on, and nothing is lost.
-fn exchange(server: &Server, request: &Message) -> io::Result<(Message, Vec<OwnedFd>)> {
+fn exchange(
+    server: &Server,
+    request: &Message,
+    fds: &[RawFd],
+) -> io::Result<(Message, Vec<OwnedFd>)> {
     let control = server.control.as_fd();
-    send(control.as_raw_fd(), request, &[])?;
+    send(control.as_raw_fd(), request, fds)?;
     let deadline = std::time::Instant::now() + ANSWER_WITHIN;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
