@@ -81,6 +81,7 @@ const SCENARIOS: &[common::Scenario] = &[
         "workers_start_in_the_current_directory",
         workers_start_in_the_current_directory,
     ),
+    ("a_worker_holds_only_its_link", a_worker_holds_only_its_link),
 ];
 
 /// Scenarios that `main` runs in another way than [`SCENARIOS`].
@@ -667,4 +668,37 @@ fn workers_start_in_the_current_directory() {
     std::env::set_current_dir("/").unwrap();
     let _ = std::fs::remove_dir(&here);
     assert!(seen.unwrap().iter().all(|dir| *dir == here));
+}
+
+/// What the worker running it has open from descriptor 3 on, by kind
+/// (`socket`, `pipe`, `anon_inode:[pidfd]`, a path...), but the directory
+/// it reads them from.
+fn kinds_of_descriptors(_: u64) -> Vec<String> {
+    let mut kinds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .parse::<i32>()
+                .unwrap_or(0)
+                >= 3
+        })
+        .map(|entry| std::fs::read_link(entry.path()).unwrap_or_default())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| !target.starts_with("/proc/"))
+        .map(|target| target.split(":[").next().unwrap_or_default().to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// A worker holds its link's socket and bell, and nothing of the fork
+/// server's (its socket to the program, its pidfd of the program).
+fn a_worker_holds_only_its_link() {
+    let pool = ProcessPool::new(2).unwrap();
+    for kinds in pool.map(kinds_of_descriptors, 0..4u64).unwrap() {
+        assert_eq!(kinds, ["pipe", "socket"], "a worker holds {kinds:?}");
+    }
 }

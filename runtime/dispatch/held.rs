@@ -120,6 +120,14 @@ impl Held {
                 verdict.rerun(item.index + 1, end);
                 verdict.charge(item.index, failure);
             }
+            // It lived on after its link closed while it set this call up,
+            // having replied before: an item it ran before may have closed
+            // the link. The chunk runs once more, and fails the next time.
+            (Doing::SettingUp { call, .. }, Some(_))
+                if lingered && replied && !self.chunk.suspect && call == self.call.id =>
+            {
+                verdict.rerun_suspect(first, end)
+            }
             (Doing::SettingUp { call, .. }, Some(failure))
                 if call == self.call.id || call == INITIALIZER =>
             {
@@ -215,6 +223,18 @@ impl Verdict<'_> {
         }
     }
 
+    /// Runs the items `from..to` again, in one chunk marked suspect: they
+    /// are charged the next time their worker breaks down this way.
+    fn rerun_suspect(&mut self, from: u64, to: u64) {
+        match self.held.part(from, to) {
+            Some(chunk) => self.again.push(Chunk {
+                suspect: true,
+                ..chunk
+            }),
+            None => self.rerun(from, to),
+        }
+    }
+
     /// Fails item `index` with `failure`.
     fn charge(&mut self, index: u64, failure: Failure) {
         self.failed.push(Reply::Failed {
@@ -230,15 +250,9 @@ impl Verdict<'_> {
     /// task that closed the worker's link, say, and returned). Such an item
     /// runs again, alone, and is charged if that happens to it again.
     fn blame(&mut self, index: u64, failure: Failure) {
-        if !self.replied || self.held.chunk.suspect {
-            return self.charge(index, failure);
-        }
-        match self.held.part(index, index + 1) {
-            Some(chunk) => self.again.push(Chunk {
-                suspect: true,
-                ..chunk
-            }),
-            None => self.charge(index, failure),
+        match !self.replied || self.held.chunk.suspect {
+            true => self.charge(index, failure),
+            false => self.rerun_suspect(index, index + 1),
         }
     }
 }
@@ -371,6 +385,38 @@ mod tests {
                     first: 0,
                     count: 40,
                     failure: Failure::Codec(_)
+                }]
+            ),
+            "{failed:?}"
+        );
+        // A worker that had replied before: an item of an earlier chunk may
+        // have closed the link. The chunk runs once more, then fails.
+        let mut again = Vec::new();
+        let failed = held(0, 40, false).after_end(
+            &setting_up,
+            Cause::Died(setting_up.death),
+            true,
+            &mut again,
+        );
+        assert!(failed.is_empty(), "{failed:?}");
+        let again: Vec<_> = again
+            .iter()
+            .map(|chunk| (chunk.first, chunk.count, chunk.suspect))
+            .collect();
+        assert_eq!(again, [(0, 40, true)]);
+        let failed = held(0, 40, true).after_end(
+            &setting_up,
+            Cause::Died(setting_up.death),
+            true,
+            &mut Vec::new(),
+        );
+        assert!(
+            matches!(
+                failed[..],
+                [Reply::Failed {
+                    first: 0,
+                    count: 40,
+                    ..
                 }]
             ),
             "{failed:?}"

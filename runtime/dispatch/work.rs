@@ -160,9 +160,9 @@ pub(crate) struct Chunk {
     pub(crate) first: u64,
     pub(crate) count: u32,
     pub(crate) frame: Arc<Vec<u8>>,
-    /// It is one item that ran alone on a worker whose link closed under
-    /// it, after that worker had run others: it runs again, and is charged
-    /// if that happens to it again.
+    /// It ran on a worker that broke down (its link closed under it, say)
+    /// after running others, which may have caused it: it runs again, and
+    /// is charged if that happens to it again.
     pub(crate) suspect: bool,
 }
 

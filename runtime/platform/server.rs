@@ -475,23 +475,25 @@ fn serve(control: &OwnedFd, program: Option<&OwnedFd>) -> i32 {
         };
         let (request, passed) = request;
         let sent = match request[0] {
-            SPAWN => match fork_for_parent(control, body, ring_size(&request), passed.first()) {
-                Ok((pid, link, file)) => {
-                    forked.push(pid);
-                    let mut reply = [0; 16];
-                    reply[..4].copy_from_slice(&pid.as_raw().to_le_bytes());
-                    let [socket, down, up, bell] = link.raw_fds();
-                    let fds = [file.as_raw_fd(), socket, down, up, bell];
-                    send(control.as_raw_fd(), &reply, &fds)
+            SPAWN => {
+                match fork_for_parent(control, program, body, ring_size(&request), passed.first()) {
+                    Ok((pid, link, file)) => {
+                        forked.push(pid);
+                        let mut reply = [0; 16];
+                        reply[..4].copy_from_slice(&pid.as_raw().to_le_bytes());
+                        let [socket, down, up, bell] = link.raw_fds();
+                        let fds = [file.as_raw_fd(), socket, down, up, bell];
+                        send(control.as_raw_fd(), &reply, &fds)
+                    }
+                    // The program learns why; the server serves on.
+                    Err(e) => {
+                        let mut reply = [0; 16];
+                        let errno = e.raw_os_error().unwrap_or(nix::libc::EIO);
+                        reply[..4].copy_from_slice(&(-errno).to_le_bytes());
+                        send(control.as_raw_fd(), &reply, &[])
+                    }
                 }
-                // The program learns why; the server serves on.
-                Err(e) => {
-                    let mut reply = [0; 16];
-                    let errno = e.raw_os_error().unwrap_or(nix::libc::EIO);
-                    reply[..4].copy_from_slice(&(-errno).to_le_bytes());
-                    send(control.as_raw_fd(), &reply, &[])
-                }
-            },
+            }
             REAP => {
                 let pid = Pid::from_raw(i32::from_le_bytes(
                     request[4..8].try_into().expect("four bytes"),
@@ -537,9 +539,11 @@ fn ring_size(request: &Message) -> usize {
 
 /// Forks a worker with rings of `ring_size` bytes for the program: its
 /// pid, the pool's side of its link, and its board's memory file. The
-/// server keeps none of them once it has sent them.
+/// server keeps none of them once it has sent them; the worker keeps none
+/// of the server's (`control`, the `program`'s pidfd).
 fn fork_for_parent(
     control: &OwnedFd,
+    program: Option<&OwnedFd>,
     body: WorkerBody,
     ring_size: usize,
     cwd: Option<&OwnedFd>,
@@ -547,14 +551,17 @@ fn fork_for_parent(
     let link = NewLink::new(ring_size)?;
     let (board, file) = SharedBoard::create_file()?;
     let [socket, down, up, bell] = link.pool.raw_fds();
-    let close = [
+    let close: Vec<RawFd> = [
         control.as_raw_fd(),
         file.as_raw_fd(),
         socket,
         down,
         up,
         bell,
-    ];
+    ]
+    .into_iter()
+    .chain(program.map(AsRawFd::as_raw_fd))
+    .collect();
     let cwd = cwd.map(AsRawFd::as_raw_fd);
     let (pid, _) = process::fork_worker(&close, cwd, &board, body, None, link.worker)?;
     Ok((pid, link.pool, file))
