@@ -49,24 +49,74 @@ fn is_lint_level(attr: &syn::Attribute) -> bool {
         .any(|level| attr.path().is_ident(level))
 }
 
+/// The lints reported at a function as an item (its use, visibility, docs,
+/// name and signature), which the constructor carries; the others are
+/// reported in the body, which `into_closure` holds.
+const ITEM_LINTS: &str = "dead_code missing_docs unreachable_pub non_snake_case \
+    clippy::must_use_candidate clippy::missing_errors_doc clippy::missing_panics_doc \
+    clippy::too_many_arguments";
+
+/// Whether some parameter's name is not snake case.
+fn has_non_snake_case_param(factory: &Factory<'_>) -> bool {
+    idents(factory).any(|ident| unraw(ident).chars().any(char::is_uppercase))
+}
+
+/// The lint levels of the factory as they apply to the constructor (`item`
+/// true) or to the body (`item` false). An `#[expect(..)]` is split: a lint
+/// of [`ITEM_LINTS`] is expected of the constructor, any other of the body,
+/// and each is allowed where it is not expected, so that either is met
+/// where it can be.
+fn lint_levels(factory: &Factory<'_>, item: bool) -> Vec<TokenStream> {
+    let mut levels = Vec::new();
+    for attr in factory.item.attrs.iter().filter(|attr| is_lint_level(attr)) {
+        if !attr.path().is_ident("expect") {
+            levels.push(quote!(#attr));
+            continue;
+        }
+        let parser = syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated;
+        let Ok(metas) = attr.parse_args_with(parser) else {
+            levels.push(quote!(#attr));
+            continue;
+        };
+        let (mut here, mut there, mut reason) = (Vec::new(), Vec::new(), None);
+        for meta in metas {
+            match meta {
+                syn::Meta::Path(lint) => {
+                    let name = lint.to_token_stream().to_string().replace(' ', "");
+                    let of_item = ITEM_LINTS.split_whitespace().any(|known| known == name);
+                    match of_item == item {
+                        true => here.push(lint),
+                        false => there.push(lint),
+                    }
+                }
+                syn::Meta::NameValue(value) if value.path.is_ident("reason") => {
+                    reason = Some(value)
+                }
+                _ => {}
+            }
+        }
+        let span = attr.path().span();
+        let reason = reason.map(|reason| quote!(, #reason));
+        if !here.is_empty() {
+            levels.push(quote_spanned!(span=> #[expect(#(#here),* #reason)]));
+        }
+        if !there.is_empty() {
+            levels.push(quote_spanned!(span=> #[allow(#(#there),*)]));
+        }
+    }
+    levels
+}
+
 /// The factory itself, now returning the struct of its arguments.
 fn constructor(factory: &Factory<'_>) -> TokenStream {
     let item = factory.item;
-    // The body moves to `into_closure`: a lint expected there would not be
-    // met here, so `expect` is `allow` here.
+    // The body moves to `into_closure`, which has the lint levels too.
     let attrs = item
         .attrs
         .iter()
-        .map(|attr| match attr.path().is_ident("expect") {
-            true => {
-                let mut allow = attr.clone();
-                if let syn::Meta::List(list) = &mut allow.meta {
-                    list.path = syn::parse_quote_spanned!(list.path.span()=> allow);
-                }
-                allow
-            }
-            false => attr.clone(),
-        });
+        .filter(|attr| !is_lint_level(attr))
+        .map(|attr| quote!(#attr))
+        .chain(lint_levels(factory, true));
     let vis = &item.vis;
     let constness = &item.sig.constness;
     let fn_token = &item.sig.fn_token;
@@ -126,18 +176,22 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
     });
     let returns = closure.ty;
     // The user's function itself, with its lint levels, inside
-    // `into_closure`: its body means what it says there (no `self`), and an
-    // `allow` on the factory reaches it. Its parameters are reported by the
-    // constructor's, once.
+    // `into_closure`: its body means what it says there (no `self`, and the
+    // factory's name is the factory's), and an `allow` on the factory
+    // reaches it. Its signature is reported by the constructor's, once.
     let body = {
-        let lints = item.attrs.iter().filter(|attr| is_lint_level(attr));
-        let sig = &item.sig;
-        let block = &item.block;
+        let lints = lint_levels(factory, false);
+        let mut sig = item.sig.clone();
+        sig.constness = None;
+        sig.ident = Ident::new("__remote_factory", Span::mixed_site());
         let ident = &sig.ident;
+        let block = &item.block;
         let fields = idents(factory);
+        let snake = has_non_snake_case_param(factory).then(|| quote!(#[allow(non_snake_case)]));
         quote! {
-            #[allow(non_snake_case)]
             #(#lints)*
+            #snake
+            #[allow(clippy::too_many_arguments)]
             #sig #block
             #ident(#(self.#fields),*)
         }
@@ -149,12 +203,13 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
     let output = closure.output.map(|output| quote!(-> #output));
     let clone = clone(factory, cfgs);
     let debug = debug(factory, cfgs);
+    // A parameter's name that breaks the naming lint is reported at the
+    // factory, once, not again at its field.
+    let snake = has_non_snake_case_param(factory).then(|| quote!(#[allow(non_snake_case)]));
     quote! {
         #cfgs
         #[doc = #struct_doc]
-        // A parameter's name that breaks the naming lint is reported at the
-        // factory, once, not again at its field.
-        #[allow(non_snake_case)]
+        #snake
         #vis struct #struct_name {
             #(#fields,)*
         }

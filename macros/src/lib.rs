@@ -28,13 +28,16 @@
 //! /// Raises to a power.
 //! pub fn power_factory(y: u32) -> PowerFactory {
 //!     // Spanned at the body's braces: an unused factory is reported as
-//!     // a function never used. `#[expect(..)]` on the factory is `allow` here.
+//!     // a function never used. An `#[expect(..)]` on the factory is split:
+//!     // lints of the item (`dead_code`, `missing_docs`...) are expected
+//!     // here, the others in the body.
 //!     PowerFactory { y }
 //! }
 //!
 //! /// A [`power_factory`] with its arguments: what travels to worker processes.
 //! /// (...)
-//! #[allow(non_snake_case)] // a parameter's name is linted once, at the factory
+//! // (`#[allow(non_snake_case)]` here when a parameter's name is not snake
+//! // case: it is linted once, at the factory.)
 //! pub struct PowerFactory {
 //!     y: u32,
 //! }
@@ -43,13 +46,15 @@
 //!     /// Runs the body of [`power_factory`] with these arguments and returns
 //!     /// its closure, for use in this process.
 //!     pub fn into_closure(self) -> impl Fn(u64) -> u64 {
-//!         // The factory as written, with the lint levels set on it: its body
-//!         // has no `self`, and an `allow` on the factory reaches it.
-//!         #[allow(non_snake_case)]
-//!         fn power_factory(y: u32) -> impl Fn(u64) -> u64 {
+//!         // The factory as written, not `const`, under a name of the macro's
+//!         // (in its body, `power_factory` is still the factory), with the lint
+//!         // levels set on the factory: its body has no `self`, and an `allow`
+//!         // on the factory reaches it.
+//!         #[allow(clippy::too_many_arguments)] // reported at the factory
+//!         fn __remote_factory(y: u32) -> impl Fn(u64) -> u64 {
 //!             move |x| x.pow(y)
 //!         }
-//!         power_factory(self.y)
+//!         __remote_factory(self.y)
 //!     }
 //!
 //!     /// Runs the body of [`power_factory`] with a clone of these arguments

@@ -102,7 +102,7 @@ impl Factory<'_> {
         for param in &self.params {
             for attr in &param.original.attrs {
                 let path = attr.path();
-                if path.is_ident("cfg") || path.is_ident("cfg_attr") {
+                if path.is_ident("cfg") || (path.is_ident("cfg_attr") && gates_or_encodes(attr)) {
                     errors.push(
                         attr,
                         "a #[remote] factory argument cannot be `#[cfg]`-gated: it is a field of \
@@ -161,6 +161,23 @@ impl Factory<'_> {
     }
 }
 
+/// Whether a `#[cfg_attr(predicate, attributes..)]` on an argument holds a
+/// `cfg` or a `serde` attribute (not only lint levels, which are welcome).
+fn gates_or_encodes(attr: &syn::Attribute) -> bool {
+    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        let _predicate: syn::Meta = input.parse()?;
+        let _: syn::Token![,] = input.parse()?;
+        syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated(input)
+    });
+    match parsed {
+        Ok(attrs) => attrs.iter().any(|meta| {
+            let path = meta.path();
+            path.is_ident("cfg") || path.is_ident("cfg_attr") || path.is_ident("serde")
+        }),
+        Err(_) => true,
+    }
+}
+
 /// The most arguments a closure a pool calls may take (`CallWith` is
 /// implemented up to this many).
 const MAX_ARGUMENTS: usize = 8;
@@ -168,9 +185,9 @@ const MAX_ARGUMENTS: usize = 8;
 /// The names of the types, traits and variants of Rust's prelude: a struct
 /// of one of these names would hide the prelude's in the factory's module.
 const PRELUDE: &str = "AsMut AsRef Box Clone Copy Default DoubleEndedIterator Drop Eq Err \
-    ExactSizeIterator Extend Fn FnMut FnOnce From FromIterator Into IntoIterator Iterator None Ok \
-    Option Ord PartialEq PartialOrd Result Send Sized Some String Sync ToOwned ToString TryFrom \
-    TryInto Unpin Vec";
+    ExactSizeIterator Extend Fn FnMut FnOnce From FromIterator Future Into IntoFuture \
+    IntoIterator Iterator None Ok Option Ord PartialEq PartialOrd Result Send Sized Some String \
+    Sync ToOwned ToString TryFrom TryInto Unpin Vec";
 
 fn check_closure(closure: &Closure<'_>, errors: &mut Errors) {
     if closure.kind == Kind::FnOnce {

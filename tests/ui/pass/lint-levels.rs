@@ -1,9 +1,11 @@
 //! A lint level on a factory reaches its body, and an expected lint is met
-//! there, as on a plain function.
-#![deny(warnings)]
+//! where the compiler reports it, at the factory (`dead_code`,
+//! `missing_docs`) or in its body (`unused_mut`), as on a plain function.
+#![deny(warnings, missing_docs)]
 
 use forkmap::remote;
 
+/// Allows what its body does.
 #[remote]
 #[allow(unused_variables)]
 fn quiet(n: u64) -> impl Fn(u64) -> u64 {
@@ -11,6 +13,7 @@ fn quiet(n: u64) -> impl Fn(u64) -> u64 {
     move |x| x + n
 }
 
+/// Expects what its body does.
 #[remote]
 #[expect(unused_mut)]
 fn expected(n: u64) -> impl Fn(u64) -> u64 {
@@ -18,14 +21,55 @@ fn expected(n: u64) -> impl Fn(u64) -> u64 {
     move |x| x + m
 }
 
+/// Allows its argument's name.
 #[remote]
 #[allow(non_snake_case)]
 fn grid(N: u64) -> impl Fn(u64) -> u64 {
     move |x| x * N
 }
 
+#[remote]
+#[expect(missing_docs, reason = "expected of the factory itself")]
+pub fn undocumented(n: u64) -> impl Fn(u64) -> u64 {
+    move |x| x + n
+}
+
+/// Never used, as expected; and its body's `mut` is expected too.
+#[remote]
+#[expect(dead_code, unused_mut)]
+fn unused(n: u64) -> impl Fn(u64) -> u64 {
+    let mut m = n;
+    move |x| x + m
+}
+
+/// A lint level on an argument, under a `cfg_attr`.
+#[remote]
+fn tolerant(#[cfg_attr(all(), allow(unused_variables))] n: u64) -> impl Fn(u64) -> u64 {
+    move |x| x
+}
+
+/// Its body names the factory itself: the factory, not the closure.
+#[remote]
+fn describe(k: u64) -> impl Fn(u64) -> String {
+    let me = format!("{:?}", describe(k + 1));
+    move |x| format!("{me} {x}")
+}
+
+/// A `const fn` factory, whose body need not be `const`.
+#[remote]
+const fn pow(y: u32) -> impl Fn(u64) -> u64 {
+    println!("setting up");
+    move |x| x.pow(y)
+}
+
+const SQUARE: Pow = pow(2);
+
 fn main() {
     assert_eq!(quiet(1).call(1), 2);
     assert_eq!(expected(1).call(1), 2);
     assert_eq!(grid(3).call(2), 6);
+    assert_eq!(undocumented(1).call(1), 2);
+    assert_eq!(tolerant(1).call(1), 1);
+    assert_eq!(SQUARE.call(3), 9);
+    assert_eq!(describe(1).call(7), "Describe { k: 2 } 7");
 }
