@@ -320,9 +320,21 @@ mod tests {
         }
     }
 
-    /// What `after_end` decides: the failed items, and the chunks to run
-    /// again as (first, count, suspect).
-    fn decide(held: &Held, ending: Ending, replied: bool) -> (Vec<u64>, Vec<(u64, u32, bool)>) {
+    /// Items `first..first + count`, as (first, count).
+    type Span = (u64, u32);
+
+    /// A chunk to run again, as (first, count, suspect).
+    type Rerun = (u64, u32, bool);
+
+    /// What `after_end` decides: the failed items, as (first, count), each
+    /// failure checked by `expected`; and the chunks to run again, as
+    /// (first, count, suspect).
+    fn decide(
+        held: &Held,
+        ending: Ending,
+        replied: bool,
+        expected: fn(&Failure) -> bool,
+    ) -> (Vec<Span>, Vec<Rerun>) {
         let mut again = Vec::new();
         let failed = held.after_end(&ending, Cause::Died(ending.death), replied, &mut again);
         let failed = failed
@@ -330,10 +342,10 @@ mod tests {
             .map(|reply| match reply {
                 Reply::Failed {
                     first,
-                    count: 1,
-                    failure: Failure::Codec(reason),
-                } if reason.contains("link to the pool closed") => *first,
-                other => panic!("not a lone item failed for its link: {other:?}"),
+                    count,
+                    failure,
+                } if expected(failure) => (*first, *count),
+                other => panic!("not the failure expected: {other:?}"),
             })
             .collect();
         let again = again
@@ -343,13 +355,18 @@ mod tests {
         (failed, again)
     }
 
+    /// The failure of an item whose worker's link closed.
+    fn link_closed(failure: &Failure) -> bool {
+        matches!(failure, Failure::Codec(reason) if reason.contains("link to the pool closed"))
+    }
+
     #[test]
     fn a_worker_that_lingered_charges_no_item_of_several() {
-        let (failed, again) = decide(&held(10, 3, false), lingered(12), false);
+        let (failed, again) = decide(&held(10, 3, false), lingered(12), false, link_closed);
         assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 1, false)]);
         // The items after the last it started did not do it.
-        let (failed, again) = decide(&held(10, 5, false), lingered(11), false);
+        let (failed, again) = decide(&held(10, 5, false), lingered(11), false, link_closed);
         assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 3, false)]);
     }
@@ -370,71 +387,28 @@ mod tests {
                 },
             )
         };
-        let mut again = Vec::new();
-        let failed = held(0, 40, false).after_end(
-            &setting_up,
-            Cause::Died(setting_up.death),
-            false,
-            &mut again,
-        );
-        assert!(again.is_empty(), "{again:?}");
-        assert!(
-            matches!(
-                failed[..],
-                [Reply::Failed {
-                    first: 0,
-                    count: 40,
-                    failure: Failure::Codec(_)
-                }]
-            ),
-            "{failed:?}"
-        );
+        let (failed, again) = decide(&held(0, 40, false), setting_up, false, link_closed);
+        assert_eq!((failed, again), (vec![(0, 40)], vec![]));
         // A worker that had replied before: an item of an earlier chunk may
         // have closed the link. The chunk runs once more, then fails.
-        let mut again = Vec::new();
-        let failed = held(0, 40, false).after_end(
-            &setting_up,
-            Cause::Died(setting_up.death),
-            true,
-            &mut again,
-        );
-        assert!(failed.is_empty(), "{failed:?}");
-        let again: Vec<_> = again
-            .iter()
-            .map(|chunk| (chunk.first, chunk.count, chunk.suspect))
-            .collect();
-        assert_eq!(again, [(0, 40, true)]);
-        let failed = held(0, 40, true).after_end(
-            &setting_up,
-            Cause::Died(setting_up.death),
-            true,
-            &mut Vec::new(),
-        );
-        assert!(
-            matches!(
-                failed[..],
-                [Reply::Failed {
-                    first: 0,
-                    count: 40,
-                    ..
-                }]
-            ),
-            "{failed:?}"
-        );
+        let (failed, again) = decide(&held(0, 40, false), setting_up, true, link_closed);
+        assert_eq!((failed, again), (vec![], vec![(0, 40, true)]));
+        let (failed, again) = decide(&held(0, 40, true), setting_up, true, link_closed);
+        assert_eq!((failed, again), (vec![(0, 40)], vec![]));
     }
 
     #[test]
     fn an_item_alone_on_a_worker_that_lingered_is_charged_if_it_ran_first() {
-        let (failed, again) = decide(&held(7, 1, false), lingered(7), false);
-        assert_eq!((failed, again), (vec![7], vec![]));
+        let (failed, again) = decide(&held(7, 1, false), lingered(7), false, link_closed);
+        assert_eq!((failed, again), (vec![(7, 1)], vec![]));
     }
 
     #[test]
     fn an_item_alone_after_others_runs_once_more_then_is_charged() {
-        let (failed, again) = decide(&held(7, 1, false), lingered(7), true);
+        let (failed, again) = decide(&held(7, 1, false), lingered(7), true, link_closed);
         assert_eq!((failed, again), (vec![], vec![(7, 1, true)]));
-        let (failed, again) = decide(&held(7, 1, true), lingered(7), true);
-        assert_eq!((failed, again), (vec![7], vec![]));
+        let (failed, again) = decide(&held(7, 1, true), lingered(7), true, link_closed);
+        assert_eq!((failed, again), (vec![(7, 1)], vec![]));
     }
 
     #[test]
@@ -452,28 +426,11 @@ mod tests {
                 torn: false,
             },
         );
-        let mut again = Vec::new();
-        let failed =
-            held(4, 3, false).after_end(&ending, Cause::Died(ending.death), true, &mut again);
-        assert!(failed.is_empty(), "{failed:?}");
-        let again: Vec<_> = again
-            .iter()
-            .map(|chunk| (chunk.first, chunk.count, chunk.suspect))
-            .collect();
-        assert_eq!(again, [(4, 1, true), (5, 2, false)]);
+        let exited = |failure: &Failure| matches!(failure, Failure::Died(Death::Exit(2)));
+        let (failed, again) = decide(&held(4, 3, false), ending, true, exited);
+        assert_eq!((failed, again), (vec![], vec![(4, 1, true), (5, 2, false)]));
         // A worker that had replied to nothing ran item 4 first: it is charged.
-        let failed =
-            held(4, 3, false).after_end(&ending, Cause::Died(ending.death), false, &mut Vec::new());
-        assert!(
-            matches!(
-                failed[..],
-                [Reply::Failed {
-                    first: 4,
-                    count: 1,
-                    failure: Failure::Died(Death::Exit(2))
-                }]
-            ),
-            "{failed:?}"
-        );
+        let (failed, again) = decide(&held(4, 3, false), ending, false, exited);
+        assert_eq!((failed, again), (vec![(4, 1)], vec![(5, 2, false)]));
     }
 }
