@@ -24,9 +24,9 @@
 //! server ends when the program's end of the socket closes, which happens
 //! when the program exits or dies, or when the program ends while a process
 //! it forked keeps a copy of that end (the server watches a pidfd of the
-//! program); its workers die with it (`PR_SET_PDEATHSIG`). If the server dies, the next spawn starts a new
-//! one; if no server can be started at all, workers are forked from the
-//! program, with one warning.
+//! program); its workers die with it (`PR_SET_PDEATHSIG`). If the server
+//! dies, the next spawn starts a new one; if no server can be started at
+//! all, workers are forked from the program, with one warning.
 
 use std::ffi::OsStr;
 use std::io::{self, IoSlice};
