@@ -49,12 +49,50 @@ fn is_lint_level(attr: &syn::Attribute) -> bool {
         .any(|level| attr.path().is_ident(level))
 }
 
-/// The lints reported at a function as an item (its use, visibility, docs,
-/// name and signature), which the constructor carries; the others are
-/// reported in the body, which `into_closure` holds.
-const ITEM_LINTS: &str = "dead_code missing_docs unreachable_pub non_snake_case \
-    clippy::must_use_candidate clippy::missing_errors_doc clippy::missing_panics_doc \
+/// Lints reported only at a function as an item (its visibility, docs and
+/// signature), which the constructor carries as the user's function would.
+const ITEM_LINTS: &str = "missing_docs unreachable_pub clippy::must_use_candidate \
     clippy::too_many_arguments";
+
+/// Lints that can be reported at the function as an item or in its body
+/// (`dead_code`: an unused factory, or an unused item in its body), that
+/// the user's function reports from what the split one cannot see (the
+/// panic docs' of a body that panics), and groups: each is allowed on both
+/// sides, since an expectation met on one side would be unmet on the other.
+const EITHER_LINTS: &str = "dead_code clippy::missing_panics_doc clippy::missing_errors_doc \
+    unused warnings nonstandard_style future_incompatible let_underscore rust_2018_idioms \
+    rust_2021_compatibility rust_2024_compatibility clippy::all clippy::pedantic clippy::nursery \
+    clippy::restriction clippy::style clippy::complexity clippy::perf clippy::correctness \
+    clippy::suspicious clippy::cargo";
+
+/// Where an expected lint is met: at the constructor, in the body, or on
+/// either side (then it is only allowed, on both).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Item,
+    Body,
+    Either,
+}
+
+/// Where the lint `name` (`unused_mut`, `clippy::needless_return`) of an
+/// `#[expect(..)]` on `factory` is met.
+fn side_of(name: &str, factory: &Factory<'_>) -> Side {
+    let listed = |list: &str| list.split_whitespace().any(|known| known == name);
+    if listed(ITEM_LINTS) {
+        Side::Item
+    } else if listed(EITHER_LINTS) {
+        Side::Either
+    } else if name == "non_snake_case" {
+        // At the name or a parameter if one breaks it, else in the body.
+        let name = unraw(&factory.item.sig.ident);
+        match name.chars().any(char::is_uppercase) || has_non_snake_case_param(factory) {
+            true => Side::Item,
+            false => Side::Body,
+        }
+    } else {
+        Side::Body
+    }
+}
 
 /// Whether some parameter's name is not snake case.
 fn has_non_snake_case_param(factory: &Factory<'_>) -> bool {
@@ -62,10 +100,9 @@ fn has_non_snake_case_param(factory: &Factory<'_>) -> bool {
 }
 
 /// The lint levels of the factory as they apply to the constructor (`item`
-/// true) or to the body (`item` false). An `#[expect(..)]` is split: a lint
-/// of [`ITEM_LINTS`] is expected of the constructor, any other of the body,
-/// and each is allowed where it is not expected, so that either is met
-/// where it can be.
+/// true) or to the body (`item` false). An `#[expect(..)]` is split by
+/// [`side_of`]: each lint is expected on its side and allowed on the other,
+/// or allowed on both when it could be met on either.
 fn lint_levels(factory: &Factory<'_>, item: bool) -> Vec<TokenStream> {
     let mut levels = Vec::new();
     for attr in factory.item.attrs.iter().filter(|attr| is_lint_level(attr)) {
@@ -83,10 +120,9 @@ fn lint_levels(factory: &Factory<'_>, item: bool) -> Vec<TokenStream> {
             match meta {
                 syn::Meta::Path(lint) => {
                     let name = lint.to_token_stream().to_string().replace(' ', "");
-                    let of_item = ITEM_LINTS.split_whitespace().any(|known| known == name);
-                    match of_item == item {
-                        true => here.push(lint),
-                        false => there.push(lint),
+                    match (side_of(&name, factory), item) {
+                        (Side::Item, true) | (Side::Body, false) => here.push(lint),
+                        _ => there.push(lint),
                     }
                 }
                 syn::Meta::NameValue(value) if value.path.is_ident("reason") => {
@@ -183,11 +219,19 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         let lints = lint_levels(factory, false);
         let mut sig = item.sig.clone();
         sig.constness = None;
-        sig.ident = Ident::new("__remote_factory", Span::mixed_site());
+        sig.ident = format_ident!(
+            "__remote_{}",
+            unraw(&item.sig.ident),
+            span = Span::mixed_site()
+        );
         let ident = &sig.ident;
         let block = &item.block;
         let fields = idents(factory);
-        let snake = has_non_snake_case_param(factory).then(|| quote!(#[allow(non_snake_case)]));
+        // Its name, from the factory's, and its parameters are the
+        // factory's: the constructor reports them.
+        let snake = (unraw(&item.sig.ident).chars().any(char::is_uppercase)
+            || has_non_snake_case_param(factory))
+        .then(|| quote!(#[allow(non_snake_case)]));
         quote! {
             #(#lints)*
             #snake

@@ -51,10 +51,10 @@
 //!         // levels set on the factory: its body has no `self`, and an `allow`
 //!         // on the factory reaches it.
 //!         #[allow(clippy::too_many_arguments)] // reported at the factory
-//!         fn __remote_factory(y: u32) -> impl Fn(u64) -> u64 {
+//!         fn __remote_power_factory(y: u32) -> impl Fn(u64) -> u64 {
 //!             move |x| x.pow(y)
 //!         }
-//!         __remote_factory(self.y)
+//!         __remote_power_factory(self.y)
 //!     }
 //!
 //!     /// Runs the body of [`power_factory`] with a clone of these arguments

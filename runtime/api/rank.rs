@@ -258,7 +258,7 @@ impl Relay {
                     first,
                     count,
                     frame: Arc::new(framed(&body)),
-                    suspect: false,
+                    suspect: None,
                 });
             }
             ToWorker::Init { .. } => {}

@@ -220,7 +220,7 @@ impl Source<'_> {
                             first,
                             count,
                             frame: Arc::new(buf),
-                            suspect: false,
+                            suspect: None,
                         };
                         results.expect(&chunk);
                         self.route.run(chunk);

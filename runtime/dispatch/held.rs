@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::backend::Ending;
-use crate::dispatch::work::{Call, Chunk, Reply};
+use crate::dispatch::work::{Call, Chunk, Reply, Suspect};
 use crate::platform::board::{Doing, Item, INITIALIZER};
 use crate::platform::Death;
 use crate::protocol::batch::Batch;
@@ -124,9 +124,12 @@ impl Held {
             // having replied before: an item it ran before may have closed
             // the link. The chunk runs once more, and fails the next time.
             (Doing::SettingUp { call, .. }, Some(_))
-                if lingered && replied && !self.chunk.suspect && call == self.call.id =>
+                if lingered
+                    && replied
+                    && self.chunk.suspect != Some(Suspect::SetUp)
+                    && call == self.call.id =>
             {
-                verdict.rerun_suspect(first, end)
+                verdict.rerun_suspect(first, end, Suspect::SetUp)
             }
             (Doing::SettingUp { call, .. }, Some(failure))
                 if call == self.call.id || call == INITIALIZER =>
@@ -191,7 +194,7 @@ impl Held {
             first: from,
             count,
             frame: Arc::new(buf),
-            suspect: false,
+            suspect: None,
         })
     }
 }
@@ -223,12 +226,12 @@ impl Verdict<'_> {
         }
     }
 
-    /// Runs the items `from..to` again, in one chunk marked suspect: they
-    /// are charged the next time their worker breaks down this way.
-    fn rerun_suspect(&mut self, from: u64, to: u64) {
+    /// Runs the items `from..to` again, in one chunk suspected of `what`:
+    /// it is charged the next time its worker breaks down that way.
+    fn rerun_suspect(&mut self, from: u64, to: u64, what: Suspect) {
         match self.held.part(from, to) {
             Some(chunk) => self.again.push(Chunk {
-                suspect: true,
+                suspect: Some(what),
                 ..chunk
             }),
             None => self.rerun(from, to),
@@ -250,9 +253,9 @@ impl Verdict<'_> {
     /// task that closed the worker's link, say, and returned). Such an item
     /// runs again, alone, and is charged if that happens to it again.
     fn blame(&mut self, index: u64, failure: Failure) {
-        match !self.replied || self.held.chunk.suspect {
+        match !self.replied || self.held.chunk.suspect == Some(Suspect::Item) {
             true => self.charge(index, failure),
-            false => self.rerun_suspect(index, index + 1),
+            false => self.rerun_suspect(index, index + 1, Suspect::Item),
         }
     }
 }
@@ -276,7 +279,7 @@ mod tests {
     use crate::protocol::batch::BatchWriter;
 
     /// A chunk of call 1 holding items `first..first + count`, none replied.
-    fn held(first: u64, count: u32, suspect: bool) -> Held {
+    fn held(first: u64, count: u32, suspect: Option<Suspect>) -> Held {
         let (call, _replies, _waker) = Call::new(1, None, Vec::new());
         let mut frame = Vec::new();
         frame::begin(&mut frame, &ToWorker::Chunk { call: 1, first });
@@ -324,7 +327,7 @@ mod tests {
     type Span = (u64, u32);
 
     /// A chunk to run again, as (first, count, suspect).
-    type Rerun = (u64, u32, bool);
+    type Rerun = (u64, u32, Option<Suspect>);
 
     /// What `after_end` decides: the failed items, as (first, count), each
     /// failure checked by `expected`; and the chunks to run again, as
@@ -362,13 +365,13 @@ mod tests {
 
     #[test]
     fn a_worker_that_lingered_charges_no_item_of_several() {
-        let (failed, again) = decide(&held(10, 3, false), lingered(12), false, link_closed);
+        let (failed, again) = decide(&held(10, 3, None), lingered(12), false, link_closed);
         assert!(failed.is_empty(), "{failed:?}");
-        assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 1, false)]);
+        assert_eq!(again, [(10, 1, None), (11, 1, None), (12, 1, None)]);
         // The items after the last it started did not do it.
-        let (failed, again) = decide(&held(10, 5, false), lingered(11), false, link_closed);
+        let (failed, again) = decide(&held(10, 5, None), lingered(11), false, link_closed);
         assert!(failed.is_empty(), "{failed:?}");
-        assert_eq!(again, [(10, 1, false), (11, 1, false), (12, 3, false)]);
+        assert_eq!(again, [(10, 1, None), (11, 1, None), (12, 3, None)]);
     }
 
     #[test]
@@ -387,27 +390,52 @@ mod tests {
                 },
             )
         };
-        let (failed, again) = decide(&held(0, 40, false), setting_up, false, link_closed);
+        let (failed, again) = decide(&held(0, 40, None), setting_up, false, link_closed);
         assert_eq!((failed, again), (vec![(0, 40)], vec![]));
         // A worker that had replied before: an item of an earlier chunk may
         // have closed the link. The chunk runs once more, then fails.
-        let (failed, again) = decide(&held(0, 40, false), setting_up, true, link_closed);
-        assert_eq!((failed, again), (vec![], vec![(0, 40, true)]));
-        let (failed, again) = decide(&held(0, 40, true), setting_up, true, link_closed);
+        let (failed, again) = decide(&held(0, 40, None), setting_up, true, link_closed);
+        assert_eq!(
+            (failed, again),
+            (vec![], vec![(0, 40, Some(Suspect::SetUp))])
+        );
+        let (failed, again) = decide(
+            &held(0, 40, Some(Suspect::SetUp)),
+            setting_up,
+            true,
+            link_closed,
+        );
         assert_eq!((failed, again), (vec![(0, 40)], vec![]));
+        // Suspected of its set-up, it is not suspected of its items: one that
+        // was running when the link closed runs again, alone, uncharged.
+        let (failed, again) = decide(
+            &held(0, 40, Some(Suspect::SetUp)),
+            lingered(0),
+            true,
+            link_closed,
+        );
+        assert_eq!(
+            (failed, again),
+            (vec![], vec![(0, 1, Some(Suspect::Item)), (1, 39, None)])
+        );
     }
 
     #[test]
     fn an_item_alone_on_a_worker_that_lingered_is_charged_if_it_ran_first() {
-        let (failed, again) = decide(&held(7, 1, false), lingered(7), false, link_closed);
+        let (failed, again) = decide(&held(7, 1, None), lingered(7), false, link_closed);
         assert_eq!((failed, again), (vec![(7, 1)], vec![]));
     }
 
     #[test]
     fn an_item_alone_after_others_runs_once_more_then_is_charged() {
-        let (failed, again) = decide(&held(7, 1, false), lingered(7), true, link_closed);
-        assert_eq!((failed, again), (vec![], vec![(7, 1, true)]));
-        let (failed, again) = decide(&held(7, 1, true), lingered(7), true, link_closed);
+        let (failed, again) = decide(&held(7, 1, None), lingered(7), true, link_closed);
+        assert_eq!((failed, again), (vec![], vec![(7, 1, Some(Suspect::Item))]));
+        let (failed, again) = decide(
+            &held(7, 1, Some(Suspect::Item)),
+            lingered(7),
+            true,
+            link_closed,
+        );
         assert_eq!((failed, again), (vec![(7, 1)], vec![]));
     }
 
@@ -427,10 +455,13 @@ mod tests {
             },
         );
         let exited = |failure: &Failure| matches!(failure, Failure::Died(Death::Exit(2)));
-        let (failed, again) = decide(&held(4, 3, false), ending, true, exited);
-        assert_eq!((failed, again), (vec![], vec![(4, 1, true), (5, 2, false)]));
+        let (failed, again) = decide(&held(4, 3, None), ending, true, exited);
+        assert_eq!(
+            (failed, again),
+            (vec![], vec![(4, 1, Some(Suspect::Item)), (5, 2, None)])
+        );
         // A worker that had replied to nothing ran item 4 first: it is charged.
-        let (failed, again) = decide(&held(4, 3, false), ending, false, exited);
-        assert_eq!((failed, again), (vec![(4, 1)], vec![(5, 2, false)]));
+        let (failed, again) = decide(&held(4, 3, None), ending, false, exited);
+        assert_eq!((failed, again), (vec![(4, 1)], vec![(5, 2, None)]));
     }
 }

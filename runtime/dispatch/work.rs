@@ -163,7 +163,17 @@ pub(crate) struct Chunk {
     /// It ran on a worker that broke down (its link closed under it, say)
     /// after running others, which may have caused it: it runs again, and
     /// is charged if that happens to it again.
-    pub(crate) suspect: bool,
+    pub(crate) suspect: Option<Suspect>,
+}
+
+/// What a chunk that runs again under suspicion is suspected of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suspect {
+    /// Its one item was running, or had just run, when its worker broke
+    /// down.
+    Item,
+    /// Its call was being set up when its worker broke down.
+    SetUp,
 }
 
 /// What became of a chunk.

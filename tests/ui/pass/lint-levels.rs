@@ -64,7 +64,40 @@ const fn pow(y: u32) -> impl Fn(u64) -> u64 {
 
 const SQUARE: Pow = pow(2);
 
+/// Never used, as a group of lints expects.
+#[remote]
+#[expect(unused)]
+fn never_used(n: u64) -> impl Fn(u64) -> u64 {
+    move |x| x + n
+}
+
+/// A local that breaks the naming lint, as expected.
+#[remote]
+#[expect(non_snake_case)]
+fn local_name(n: u64) -> impl Fn(u64) -> u64 {
+    let N = n;
+    move |x| x + N
+}
+
+/// An unused item in its body, as expected.
+#[remote]
+#[expect(dead_code)]
+fn nested_item(n: u64) -> impl Fn(u64) -> u64 {
+    fn helper() {}
+    move |x| x + n
+}
+
+/// A factory whose name breaks the naming lint, allowed.
+#[remote]
+#[allow(non_snake_case)]
+fn Shouting(n: u64) -> impl Fn(u64) -> u64 {
+    move |x| x + n
+}
+
 fn main() {
+    assert_eq!(local_name(1).call(1), 2);
+    assert_eq!(nested_item(1).call(1), 2);
+    assert_eq!(Shouting(1).call(1), 2);
     assert_eq!(quiet(1).call(1), 2);
     assert_eq!(expected(1).call(1), 2);
     assert_eq!(grid(3).call(2), 6);
