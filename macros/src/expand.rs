@@ -84,8 +84,7 @@ fn side_of(name: &str, factory: &Factory<'_>) -> Side {
         Side::Either
     } else if name == "non_snake_case" {
         // At the name or a parameter if one breaks it, else in the body.
-        let name = unraw(&factory.item.sig.ident);
-        match name.chars().any(char::is_uppercase) || has_non_snake_case_param(factory) {
+        match signature_breaks_snake_case(factory) {
             true => Side::Item,
             false => Side::Body,
         }
@@ -94,9 +93,19 @@ fn side_of(name: &str, factory: &Factory<'_>) -> Side {
     }
 }
 
+/// Whether `ident` breaks the `non_snake_case` lint (has a capital).
+fn breaks_snake_case(ident: &Ident) -> bool {
+    unraw(ident).chars().any(char::is_uppercase)
+}
+
 /// Whether some parameter's name is not snake case.
 fn has_non_snake_case_param(factory: &Factory<'_>) -> bool {
-    idents(factory).any(|ident| unraw(ident).chars().any(char::is_uppercase))
+    idents(factory).any(breaks_snake_case)
+}
+
+/// Whether the factory's name or a parameter's is not snake case.
+fn signature_breaks_snake_case(factory: &Factory<'_>) -> bool {
+    breaks_snake_case(&factory.item.sig.ident) || has_non_snake_case_param(factory)
 }
 
 /// The lint levels of the factory as they apply to the constructor (`item`
@@ -229,9 +238,7 @@ fn strukt(factory: &Factory<'_>, closure: &Closure<'_>, cfgs: &TokenStream) -> T
         let fields = idents(factory);
         // Its name, from the factory's, and its parameters are the
         // factory's: the constructor reports them.
-        let snake = (unraw(&item.sig.ident).chars().any(char::is_uppercase)
-            || has_non_snake_case_param(factory))
-        .then(|| quote!(#[allow(non_snake_case)]));
+        let snake = signature_breaks_snake_case(factory).then(|| quote!(#[allow(non_snake_case)]));
         quote! {
             #(#lints)*
             #snake
